@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs, idempotently, everything toasim needs on a Debian machine:
+# Debian packages (as root) and the npm dependencies. Safe to run often:
+# each step is skipped when already done.
+set -eu
+cd "$(dirname "$0")/.."
+
+# Debian packages, by the tier that needs them.
+#   tshark: the independent decoder of the oracle tests.
+DEBS="tshark"
+
+missing=""
+for p in $DEBS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  elif [ "${CI:-}" = "true" ]; then
+    echo "setup: missing Debian packages:$missing, and not root to install them" >&2
+    exit 1
+  else
+    echo "setup: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing); the tiers that need them will skip" >&2
+  fi
+fi
+
+# npm dependencies: reinstalled only when the lockfile changed.
+stamp=node_modules/.toasim-setup-stamp
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi
