@@ -6,20 +6,8 @@ import { CodecError, CodecErrorCode, need } from "./errors.js";
 // header (signature, ver_cmd, fam, be16 length), the address block, then TLVs
 // up to the declared length.
 
-export const PROXY_V2_SIGNATURE = Uint8Array.of(
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
-  0x51,
-  0x55,
-  0x49,
-  0x54,
-  0x0a,
-);
+/** 0D 0A 0D 0A 00 0D 0A 51 55 49 54 0A: the bytes spell this string. */
+export const PROXY_V2_SIGNATURE = Uint8Array.from("\r\n\r\n\0\r\nQUIT\n", (c) => c.charCodeAt(0));
 
 export const PROXY_V2_HEADER_LENGTH = 16;
 
