@@ -1,9 +1,26 @@
 import { describe, expect, it } from "vitest";
 import { formatIp, parseEndpoint, parseIp } from "../../src/option-codec/address.js";
 import { fromHex, toHex } from "../../src/option-codec/bytes.js";
-import { encodeIpOptions, type IpOption, ipOptionsLength, parseIpOptions } from "../../src/option-codec/ip-options.js";
-import { emitIpv4Header, type Ipv4Repr, ipv4Defaults, ipv4HeaderLength, parseIpv4Header } from "../../src/option-codec/ipv4.js";
-import { emitIpv6Header, type Ipv6Repr, ipv6Defaults, ipv6HeaderLength, parseIpv6Header } from "../../src/option-codec/ipv6.js";
+import {
+  encodeIpOptions,
+  type IpOption,
+  ipOptionsLength,
+  parseIpOptions,
+} from "../../src/option-codec/ip-options.js";
+import {
+  emitIpv4Header,
+  type Ipv4Repr,
+  ipv4Defaults,
+  ipv4HeaderLength,
+  parseIpv4Header,
+} from "../../src/option-codec/ipv4.js";
+import {
+  emitIpv6Header,
+  type Ipv6Repr,
+  ipv6Defaults,
+  ipv6HeaderLength,
+  parseIpv6Header,
+} from "../../src/option-codec/ipv6.js";
 import { emitPacket, type PacketRepr, parsePacket } from "../../src/option-codec/packet.js";
 import { emitTcp, parseTcp, type TcpRepr, tcpLength } from "../../src/option-codec/tcp.js";
 import {
@@ -19,7 +36,16 @@ import {
   windowScaleOption,
 } from "../../src/option-codec/tcp-options.js";
 import { emitUdp, parseUdp, type UdpRepr, udpLength } from "../../src/option-codec/udp.js";
-import { decodeOpp, decodeUoaOption, encodeOpp, encodeUoaOption, type OppRepr, oppLength, type UoaRepr, uoaOptionLength } from "../../src/option-codec/uoa.js";
+import {
+  decodeOpp,
+  decodeUoaOption,
+  encodeOpp,
+  encodeUoaOption,
+  type OppRepr,
+  oppLength,
+  type UoaRepr,
+  uoaOptionLength,
+} from "../../src/option-codec/uoa.js";
 import { roundTrip } from "./helpers/round-trip.js";
 
 const c4 = parseIp("198.51.100.7");
@@ -35,7 +61,16 @@ const tcpRepr: TcpRepr = {
   flags: 0x18,
   window: 65535,
   urgent: 0,
-  options: [mssOption(1460), NOP, windowScaleOption(7), sackPermittedOption(), NOP, NOP, timestampsOption(1, 2), sackOption([[5, 9]])],
+  options: [
+    mssOption(1460),
+    NOP,
+    windowScaleOption(7),
+    sackPermittedOption(),
+    NOP,
+    NOP,
+    timestampsOption(1, 2),
+    sackOption([[5, 9]]),
+  ],
   payload: Uint8Array.of(1, 2, 3, 4, 5),
 };
 
@@ -46,7 +81,10 @@ describe("round trips (encode length, decode∘encode, encode at an offset)", ()
       id: 0x1234,
       ttl: 3,
       tos: 0xb8,
-      options: [{ type: 0x1f, data: fromHex("9c40c6336407") }, { type: 1, data: new Uint8Array(0) }],
+      options: [
+        { type: 0x1f, data: fromHex("9c40c6336407") },
+        { type: 1, data: new Uint8Array(0) },
+      ],
     };
     // The option list round-trips up to EOL padding, which decode drops.
     const codec = {
@@ -96,19 +134,28 @@ describe("round trips (encode length, decode∘encode, encode at an offset)", ()
   });
 
   it("TCP option lists", () => {
-    const opts: TcpOption[] = [NOP, mssOption(536), { kind: 254, data: fromHex("9c40c6336407") }, { kind: 99, data: new Uint8Array(0) }];
+    const opts: TcpOption[] = [
+      NOP,
+      mssOption(536),
+      { kind: 254, data: fromHex("9c40c6336407") },
+      { kind: 99, data: new Uint8Array(0) },
+    ];
     roundTrip(
       {
         length: (o: TcpOption[]) => (tcpOptionsLength(o) + 3) & ~3,
         encode: (o: TcpOption[], b: Uint8Array, at: number) => encodeTcpOptions(o, b, at),
-        decode: (b: Uint8Array, at: number, e: number) => parseTcpOptions(b, at, e).filter((x) => x.kind !== 0),
+        decode: (b: Uint8Array, at: number, e: number) =>
+          parseTcpOptions(b, at, e).filter((x) => x.kind !== 0),
       },
       opts,
     );
   });
 
   it("IPv4 option lists", () => {
-    const opts: IpOption[] = [{ type: 0x94, data: fromHex("0000") }, { type: 0x1f, data: fromHex("9c40c6336407") }];
+    const opts: IpOption[] = [
+      { type: 0x94, data: fromHex("0000") },
+      { type: 0x1f, data: fromHex("9c40c6336407") },
+    ];
     roundTrip(
       {
         length: ipOptionsLength,
@@ -123,7 +170,11 @@ describe("round trips (encode length, decode∘encode, encode at an offset)", ()
     for (const addr of [c4, c6]) {
       const u: UoaRepr = { addr, port: 40000 };
       roundTrip(
-        { length: (x: UoaRepr) => uoaOptionLength(x.addr.length === 4 ? 4 : 6), encode: encodeUoaOption, decode: decodeUoaOption },
+        {
+          length: (x: UoaRepr) => uoaOptionLength(x.addr.length === 4 ? 4 : 6),
+          encode: encodeUoaOption,
+          decode: decodeUoaOption,
+        },
         u,
       );
       const opp: OppRepr = { protocol: 17, uoa: u };
@@ -143,13 +194,26 @@ describe("round trips (encode length, decode∘encode, encode at an offset)", ()
 
   it("whole packets", () => {
     const reprs: PacketRepr[] = [
-      { ip: { family: 4, v4: ipv4Defaults(c4, r4, 6, tcpLength(tcpRepr)) }, l4: { protocol: 6, tcp: tcpRepr } },
-      { ip: { family: 6, v6: ipv6Defaults(c6, r6, 6, tcpLength(tcpRepr)) }, l4: { protocol: 6, tcp: tcpRepr } },
+      {
+        ip: { family: 4, v4: ipv4Defaults(c4, r4, 6, tcpLength(tcpRepr)) },
+        l4: { protocol: 6, tcp: tcpRepr },
+      },
+      {
+        ip: { family: 6, v6: ipv6Defaults(c6, r6, 6, tcpLength(tcpRepr)) },
+        l4: { protocol: 6, tcp: tcpRepr },
+      },
       {
         ip: { family: 4, v4: ipv4Defaults(c4, r4, 17, 11) },
-        l4: { protocol: 17, udp: { srcPort: 5, dstPort: 6, payload: Uint8Array.of(1, 2, 3) }, udpChecksum: false },
+        l4: {
+          protocol: 17,
+          udp: { srcPort: 5, dstPort: 6, payload: Uint8Array.of(1, 2, 3) },
+          udpChecksum: false,
+        },
       },
-      { ip: { family: 4, v4: ipv4Defaults(c4, r4, 47, 4) }, l4: { protocol: 47, raw: Uint8Array.of(1, 2, 3, 4) } },
+      {
+        ip: { family: 4, v4: ipv4Defaults(c4, r4, 47, 4) },
+        l4: { protocol: 47, raw: Uint8Array.of(1, 2, 3, 4) },
+      },
     ];
     for (const r of reprs) {
       const bytes = emitPacket(r);
@@ -172,14 +236,23 @@ describe("addresses", () => {
     expect(formatIp(parseIp(text))).toBe(want);
   });
 
-  it.each(["1.2.3", "1.2.3.256", "01.2.3.4", "1::2::3", "12345::", "2001:db8::g", "1.2.3.4:99999", "", "[::1]"])(
-    "rejects %s",
-    (text) => {
-      expect(() => (text.includes(":") && !text.startsWith("[") && text.includes(".") ? parseEndpoint(text) : parseIp(text))).toThrow(
-        expect.objectContaining({ code: "BAD_ADDRESS" }),
-      );
-    },
-  );
+  it.each([
+    "1.2.3",
+    "1.2.3.256",
+    "01.2.3.4",
+    "1::2::3",
+    "12345::",
+    "2001:db8::g",
+    "1.2.3.4:99999",
+    "",
+    "[::1]",
+  ])("rejects %s", (text) => {
+    expect(() =>
+      text.includes(":") && !text.startsWith("[") && text.includes(".")
+        ? parseEndpoint(text)
+        : parseIp(text),
+    ).toThrow(expect.objectContaining({ code: "BAD_ADDRESS" }));
+  });
 
   it("parses endpoints", () => {
     expect(parseEndpoint("[2001:db8:c::7]:40000").port).toBe(40000);

@@ -3,7 +3,10 @@ import { fromHex, toHex } from "../../src/option-codec/bytes.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
 import { rewriteAddresses, translate4to6, translate6to4 } from "../../src/option-codec/nat.js";
 import { PacketInfo, parsePacket } from "../../src/option-codec/packet.js";
-import { insertPayloadPrefix, removePayloadPrefix } from "../../src/option-codec/payload-surgery.js";
+import {
+  insertPayloadPrefix,
+  removePayloadPrefix,
+} from "../../src/option-codec/payload-surgery.js";
 import { TcpFlag, type TcpRepr } from "../../src/option-codec/tcp.js";
 import {
   mssOption,
@@ -90,7 +93,18 @@ describe("insertTcpOption", () => {
   });
 
   it("refuses past 40 option bytes without pruning and leaves the packet as it was", () => {
-    const full = [mssOption(1460), NOP, windowScaleOption(7), sackOption([[1, 2], [3, 4], [5, 6]]), NOP, NOP];
+    const full = [
+      mssOption(1460),
+      NOP,
+      windowScaleOption(7),
+      sackOption([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]),
+      NOP,
+      NOP,
+    ];
     const orig = tcpPacket(C4, V4, { options: full });
     const b = roomy(orig);
     info.parse(b, orig.length);
@@ -101,12 +115,23 @@ describe("insertTcpOption", () => {
 
   it("prunes NOPs and client-sent TOAs first (DPVS order)", () => {
     const forged = { kind: 254, data: fromHex("0001c0000201") };
-    const opts = [NOP, NOP, timestampsOption(5, 6), forged, sackOption([[1, 2], [3, 4]])];
+    const opts = [
+      NOP,
+      NOP,
+      timestampsOption(5, 6),
+      forged,
+      sackOption([
+        [1, 2],
+        [3, 4],
+      ]),
+    ];
     const orig = tcpPacket(C4, V4, { options: opts });
     const b = roomy(orig);
     info.parse(b, orig.length);
     const opt = toa(C6);
-    expect(insertTcpOption(b, info, opt, 0, opt.length, prune)).toBe(InsertResult.insertedAfterPruning);
+    expect(insertTcpOption(b, info, opt, 0, opt.length, prune)).toBe(
+      InsertResult.insertedAfterPruning,
+    );
     expectValidChecksums(b, info.length);
     const after = tcpOf(b, info.length);
     expect(after.options.map((o) => o.kind).filter((k) => k !== 0)).toEqual([254, 8]);
@@ -115,18 +140,37 @@ describe("insertTcpOption", () => {
   });
 
   it("then drops every option but timestamps, and gives up when even that does not fit", () => {
-    const opts = [timestampsOption(5, 6), sackOption([[1, 2], [3, 4], [5, 6]])];
+    const opts = [
+      timestampsOption(5, 6),
+      sackOption([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]),
+    ];
     const orig = tcpPacket(C4, V4, { options: opts });
     const b = roomy(orig);
     info.parse(b, orig.length);
     const opt = toa(C6);
-    expect(insertTcpOption(b, info, opt, 0, opt.length, prune)).toBe(InsertResult.insertedAfterPruning);
-    expect(tcpOf(b, info.length).options.map((o) => o.kind).filter((k) => k !== 0)).toEqual([254, 8]);
+    expect(insertTcpOption(b, info, opt, 0, opt.length, prune)).toBe(
+      InsertResult.insertedAfterPruning,
+    );
+    expect(
+      tcpOf(b, info.length)
+        .options.map((o) => o.kind)
+        .filter((k) => k !== 0),
+    ).toEqual([254, 8]);
     expectValidChecksums(b, info.length);
     const syn = tcpPacket(C4, V4, {
       flags: TcpFlag.syn,
       payload: new Uint8Array(0),
-      options: [mssOption(1460), sackPermittedOption(), timestampsOption(1, 0), NOP, windowScaleOption(7)],
+      options: [
+        mssOption(1460),
+        sackPermittedOption(),
+        timestampsOption(1, 0),
+        NOP,
+        windowScaleOption(7),
+      ],
     });
     const s = roomy(syn);
     info.parse(s, syn.length);
@@ -161,7 +205,11 @@ describe("MSS and option stripping", () => {
       [mssOption(1460), sackPermittedOption()],
       [NOP, mssOption(1460), NOP, NOP, NOP],
     ]) {
-      const orig = tcpPacket(R4, L4, { flags: TcpFlag.syn | TcpFlag.ack, options: opts, payload: new Uint8Array(0) });
+      const orig = tcpPacket(R4, L4, {
+        flags: TcpFlag.syn | TcpFlag.ack,
+        options: opts,
+        payload: new Uint8Array(0),
+      });
       const b = roomy(orig);
       info.parse(b, orig.length);
       expect(lowerMss(b, info, 20)).toBe(1440);
@@ -265,7 +313,9 @@ describe("NAT", () => {
       const b = roomy(orig);
       info.parse(b, orig.length);
       rewriteAddresses(b, info, nsrc, 0, 5000, ndst, 0, 8080);
-      expect(toHex(b.slice(0, info.length))).toBe(toHex(tcpPacket(nsrc, ndst, { sport: 5000, dport: 8080 })));
+      expect(toHex(b.slice(0, info.length))).toBe(
+        toHex(tcpPacket(nsrc, ndst, { sport: 5000, dport: 8080 })),
+      );
     }
   });
 

@@ -1,7 +1,12 @@
 import { expect } from "vitest";
 import { parseIp } from "../../../src/option-codec/address.js";
 import { IpProtocol } from "../../../src/option-codec/ipv4.js";
-import { emitPacket, ipHeaderFor, type L4Repr, PacketInfo } from "../../../src/option-codec/packet.js";
+import {
+  emitPacket,
+  ipHeaderFor,
+  type L4Repr,
+  PacketInfo,
+} from "../../../src/option-codec/packet.js";
 import { TcpFlag } from "../../../src/option-codec/tcp.js";
 import { NOP, type TcpOption, timestampsOption } from "../../../src/option-codec/tcp-options.js";
 
@@ -17,7 +22,13 @@ export const R6 = parseIp("2001:db8:5::10");
 export function tcpPacket(
   src: Uint8Array,
   dst: Uint8Array,
-  o: { flags?: number; options?: TcpOption[]; payload?: Uint8Array; sport?: number; dport?: number } = {},
+  o: {
+    flags?: number;
+    options?: TcpOption[];
+    payload?: Uint8Array;
+    sport?: number;
+    dport?: number;
+  } = {},
 ): Uint8Array {
   const l4: L4Repr = {
     protocol: IpProtocol.tcp,
@@ -36,8 +47,17 @@ export function tcpPacket(
   return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
 }
 
-export function udpPacket(src: Uint8Array, dst: Uint8Array, payload: Uint8Array, udpChecksum = true): Uint8Array {
-  const l4: L4Repr = { protocol: IpProtocol.udp, udp: { srcPort: 40000, dstPort: 53, payload }, udpChecksum };
+export function udpPacket(
+  src: Uint8Array,
+  dst: Uint8Array,
+  payload: Uint8Array,
+  udpChecksum = true,
+): Uint8Array {
+  const l4: L4Repr = {
+    protocol: IpProtocol.udp,
+    udp: { srcPort: 40000, dstPort: 53, payload },
+    udpChecksum,
+  };
   return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
 }
 

@@ -1,0 +1,88 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.js";
+
+const dir = mkdtempSync(join(tmpdir(), "toasim-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await main(argv, {
+    out: (s) => {
+      out += s;
+    },
+    err: (s) => {
+      err += s;
+    },
+  });
+  return { code, out, err };
+}
+
+describe("toasim craft", () => {
+  it("writes a pcap that starts with the classic pcap header and raw-IP link type", async () => {
+    const out = join(dir, "a.pcap");
+    const r = await run("craft", "--out", out);
+    expect(r.code).toBe(0);
+    const b = readFileSync(out);
+    expect(b.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    expect(b.readUInt32LE(20)).toBe(101);
+    expect(r.out).toMatch(/handshake ACK .* carrier/);
+  });
+
+  it("writes the same bytes twice (deterministic)", async () => {
+    await run("craft", "--out", join(dir, "1.pcap"));
+    await run("craft", "--out", join(dir, "2.pcap"));
+    expect(readFileSync(join(dir, "1.pcap")).equals(readFileSync(join(dir, "2.pcap")))).toBe(true);
+  });
+
+  it.each([
+    [["--client", "198.51.100.700:1"], "--client"],
+    [["--client", "198.51.100.7"], "--client"],
+    [["--vip", "[2001:db8:f::10]:80"], "--vip"],
+    [["--client", "[2001:db8:c::7]:1", "--vip", "203.0.113.10:80"], "--vip"],
+    [["--rs", "[2001:db8:5::10]:80"], "--rs"],
+    [["--profile", "nosuch"], "--profile"],
+    [["--proto", "sctp"], "--proto"],
+    [["--proto", "udp", "--profile", "lvs"], "--proto"],
+    [["--proto", "udp", "--uoa", "ipo", "--client", "[2001:db8:c::7]:1"], "--uoa"],
+    [["--uoa", "opp"], "--uoa"],
+    [["--toa-kind", "300"], "--toa-kind"],
+    [["--toa-kind", "abc"], "--toa-kind"],
+    [["--carry", "syn,sometimes"], "--carry"],
+    [["--profile", "spp", "--toa-kind", "200", "--proto", "udp"], "--profile"],
+    [["--profile", "ucloud", "--client", "[2001:db8:c::7]:1"], "--profile"],
+    [["--mtu", "100"], "--mtu"],
+  ])("rejects %j naming %s, exit 2, one line", async (flags, flag) => {
+    const r = await run("craft", "--out", join(dir, "bad.pcap"), ...flags);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toContain(flag);
+  });
+
+  it("reports unknown flags and missing values the same way", async () => {
+    for (const argv of [["craft", "--bogus"], ["craft"], ["nosuchcommand"]]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(2);
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  it("has help for the program and the command", async () => {
+    const top = await run("--help");
+    expect(top.code).toBe(0);
+    expect(top.out).toContain("craft");
+    const c = await run("craft", "--help");
+    expect(c.code).toBe(0);
+    expect(c.out).toContain("--profile");
+    expect(c.out).toContain("aliyun-cdn");
+  });
+
+  it("fails with exit 1 and a clear message when the output cannot be written", async () => {
+    const r = await run("craft", "--out", join(dir, "no/such/dir/x.pcap"));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("--out");
+  });
+});

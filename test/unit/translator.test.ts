@@ -1,0 +1,150 @@
+import { describe, expect, it } from "vitest";
+import { type ProfileName, resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import { CarrierOutcome, FlowTranslator } from "../../src/fullnat-sim/translator.js";
+import { parseEndpoint } from "../../src/option-codec/address.js";
+import { fromHex, toHex } from "../../src/option-codec/bytes.js";
+import { IpProtocol } from "../../src/option-codec/ipv4.js";
+import {
+  emitPacket,
+  ipHeaderFor,
+  type L4Repr,
+  parsePacket,
+} from "../../src/option-codec/packet.js";
+import { TcpFlag } from "../../src/option-codec/tcp.js";
+import {
+  mssOption,
+  NOP,
+  type TcpOption,
+  timestampsOption,
+} from "../../src/option-codec/tcp-options.js";
+import { expectValidChecksums } from "./helpers/packets.js";
+
+const ep = {
+  client: parseEndpoint("198.51.100.7:40000"),
+  vip: parseEndpoint("203.0.113.10:80"),
+  lip: parseEndpoint("192.0.2.100:5000"),
+  rs: parseEndpoint("192.0.2.10:8080"),
+};
+const SISN = 1000;
+const buf = new Uint8Array(4096);
+
+function seg(
+  from: "client" | "server",
+  flags: number,
+  ack: number,
+  payload = 0,
+  options: TcpOption[] = [NOP, NOP, timestampsOption(1, 2)],
+) {
+  const [s, d] = from === "client" ? [ep.client, ep.vip] : [ep.rs, ep.lip];
+  const l4: L4Repr = {
+    protocol: IpProtocol.tcp,
+    tcp: {
+      srcPort: s.port,
+      dstPort: d.port,
+      seq: from === "server" ? SISN : 1,
+      ack,
+      flags,
+      window: 1000,
+      urgent: 0,
+      options,
+      payload: new Uint8Array(payload),
+    },
+  };
+  return emitPacket({ ip: ipHeaderFor(s.addr, d.addr, l4), l4 });
+}
+
+function toServer(
+  f: FlowTranslator,
+  p: Uint8Array,
+): { carried: CarrierOutcome; bytes: Uint8Array } {
+  buf.set(p);
+  const n = f.toServer(buf, p.length);
+  expectValidChecksums(buf, n);
+  return { carried: f.lastOutcome, bytes: buf.slice(0, n) };
+}
+
+function established(profile: ProfileName, settings = {}): FlowTranslator {
+  const f = new FlowTranslator(resolveProfile(profile, settings), "tcp", ep);
+  toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)]));
+  const sa = seg("server", TcpFlag.syn | TcpFlag.ack, 2, 0, [mssOption(1460)]);
+  buf.set(sa);
+  f.toClient(buf, sa.length);
+  return f;
+}
+
+const A = TcpFlag.ack;
+const ISN1 = SISN + 1;
+
+describe("which packets carry the TOA", () => {
+  it("dpvs: handshake ACK, data and FIN while ack = ISN+1; nothing once server data is acked; never RST", () => {
+    const f = established("dpvs");
+    expect(toServer(f, seg("client", A, ISN1)).carried).toBe(CarrierOutcome.inserted);
+    expect(toServer(f, seg("client", A | TcpFlag.psh, ISN1, 100)).carried).toBe(
+      CarrierOutcome.inserted,
+    );
+    // A retransmission of the first data carries it again.
+    expect(toServer(f, seg("client", A | TcpFlag.psh, ISN1, 100)).carried).toBe(
+      CarrierOutcome.inserted,
+    );
+    expect(toServer(f, seg("client", A | TcpFlag.fin, ISN1)).carried).toBe(CarrierOutcome.inserted);
+    expect(toServer(f, seg("client", TcpFlag.rst | A, ISN1)).carried).toBe(CarrierOutcome.none);
+    expect(toServer(f, seg("client", A, ISN1 + 50)).carried).toBe(CarrierOutcome.none);
+  });
+
+  it("lvs: the SYN too, but not FIN", () => {
+    const f = new FlowTranslator(resolveProfile("lvs"), "tcp", ep);
+    expect(toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)])).carried).toBe(
+      CarrierOutcome.inserted,
+    );
+    const g = established("lvs");
+    expect(toServer(g, seg("client", A | TcpFlag.fin, ISN1)).carried).toBe(CarrierOutcome.none);
+    expect(toServer(g, seg("client", A, ISN1, 10)).carried).toBe(CarrierOutcome.inserted);
+  });
+
+  it("tencent: the handshake ACK only", () => {
+    const f = established("tencent");
+    expect(toServer(f, seg("client", A, ISN1)).carried).toBe(CarrierOutcome.inserted);
+    expect(toServer(f, seg("client", A | TcpFlag.psh, ISN1, 10)).carried).toBe(CarrierOutcome.none);
+  });
+
+  it("custom --carry every puts it on every non-RST packet", () => {
+    const f = established("custom", { carry: ["every"], toaKind: 200 });
+    const r = toServer(f, seg("client", A, 77777, 10));
+    expect(r.carried).toBe(CarrierOutcome.inserted);
+    const p = parsePacket(r.bytes);
+    expect("tcp" in p.l4 && p.l4.tcp.options[0]?.kind).toBe(200);
+  });
+
+  it("no carrier before the SYN-ACK is seen, whatever the ack", () => {
+    const f = new FlowTranslator(resolveProfile("dpvs"), "tcp", ep);
+    expect(toServer(f, seg("client", A, ISN1)).carried).toBe(CarrierOutcome.none);
+  });
+});
+
+describe("client-sent TOAs", () => {
+  it("are NOPed out before the gateway's own goes in", () => {
+    const forged = { kind: 254, data: fromHex("0001c0000201") };
+    const f = established("dpvs");
+    const r = toServer(f, seg("client", A, ISN1, 0, [forged, NOP, NOP]));
+    const p = parsePacket(r.bytes);
+    if (!("tcp" in p.l4)) throw new Error("tcp");
+    const toas = p.l4.tcp.options.filter((o) => o.kind === 254);
+    expect(toas.map((o) => toHex(o.data))).toEqual(["9c40c6336407"]);
+  });
+});
+
+describe("SYN-ACK", () => {
+  it("has its MSS lowered by the TOA length on the way to the client", () => {
+    const f = new FlowTranslator(resolveProfile("dpvs"), "tcp", ep);
+    toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)]));
+    const sa = seg("server", TcpFlag.syn | A, 2, 0, [mssOption(1460)]);
+    buf.set(sa);
+    const n = f.toClient(buf, sa.length);
+    expectValidChecksums(buf, n);
+    const p = parsePacket(buf, n);
+    expect(p.ip.family === 4 && Array.from(p.ip.v4.src)).toEqual([203, 0, 113, 10]);
+    expect("tcp" in p.l4 && toHex(p.l4.tcp.options[0]!.data)).toBe(
+      (1452).toString(16).padStart(4, "0"),
+    );
+  });
+});
