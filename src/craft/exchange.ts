@@ -1,6 +1,6 @@
 import type { Profile } from "../fullnat-sim/profiles.js";
 import { CarrierOutcome, type FlowEndpoints, FlowTranslator } from "../fullnat-sim/translator.js";
-import type { Endpoint } from "../option-codec/address.js";
+import { type Endpoint, formatIp } from "../option-codec/address.js";
 import { IpProtocol } from "../option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../option-codec/packet.js";
 import { TcpFlag, type TcpRepr } from "../option-codec/tcp.js";
@@ -173,5 +173,5 @@ export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
 }
 
 function vipHost(vip: Endpoint): string {
-  return vip.addr.length === 4 ? vip.addr.join(".") : "[vip]";
+  return vip.addr.length === 4 ? formatIp(vip.addr) : `[${formatIp(vip.addr)}]`;
 }

@@ -11,6 +11,7 @@ import { encodeSpp, SPP_LENGTH } from "../option-codec/spp.js";
 import { TcpField, TcpFlag } from "../option-codec/tcp.js";
 import { TcpOptionKind } from "../option-codec/tcp-options.js";
 import {
+  type InsertPolicy,
   InsertResult,
   insertTcpOption,
   lowerMss,
@@ -50,6 +51,7 @@ export const CarrierOutcome = {
 export type CarrierOutcome = (typeof CarrierOutcome)[keyof typeof CarrierOutcome];
 
 const SEQ = 0x100000000;
+const TIMESTAMPS: readonly number[] = [TcpOptionKind.timestamps];
 
 /**
  * One connection's translation, both ways: NAT (v4, v6, NAT64), the
@@ -72,6 +74,9 @@ export class FlowTranslator {
   private readonly toaLen: number;
   private readonly prefix: Uint8Array | null;
   private readonly nat64: boolean;
+  /** Kinds a client might forge, and the insert policy: built once, not per packet. */
+  private readonly staleKinds: readonly number[];
+  private readonly insertPolicy: InsertPolicy;
 
   constructor(
     readonly profile: Profile,
@@ -121,6 +126,11 @@ export class FlowTranslator {
     ) {
       throw new FlowError("UNSUPPORTED", "UOA ipo mode is IPv4 only on both sides; use --uoa opp");
     }
+    const toa = this.toaPolicy;
+    const kinds = toa ? [toa.v4.kind] : [];
+    if (toa?.v6 && toa.v6.kind !== toa.v4.kind) kinds.push(toa.v6.kind);
+    this.staleKinds = kinds;
+    this.insertPolicy = { mtu, prune: toa?.prune ?? false, staleKinds: kinds };
     const kind = policy.carrier;
     if (kind === "proxy-v1" || kind === "proxy-v2" || kind === "spp")
       this.prefix = this.buildPrefix(kind);
@@ -168,16 +178,16 @@ export class FlowTranslator {
     const isTcp = info.protocol === IpProtocol.tcp;
     if (isTcp && toa && this.toaFormat) {
       // A client must never be able to choose the address the server sees.
-      const kinds = this.staleKinds();
-      nopOutTcpOptions(buf, info, kinds);
-      if (toa.synTimestampsToNops && this.flags(buf) & TcpFlag.syn)
-        nopOutTcpOptions(buf, info, [TcpOptionKind.timestamps]);
+      nopOutTcpOptions(buf, info, this.staleKinds);
+      if (toa.synTimestampsToNops && this.flags(buf) & TcpFlag.syn) {
+        nopOutTcpOptions(buf, info, TIMESTAMPS);
+      }
     }
     if (this.nat64) translate6to4(buf, info, lip.addr, 0, rs.addr, 0);
     rewriteAddresses(buf, info, lip.addr, 0, lip.port, rs.addr, 0, rs.port);
     if (isTcp) {
       if (this.streamDelta) this.shiftSeq(buf, info, TcpField.seq, this.streamDelta);
-      if (toa && this.shouldCarryToa(buf, info)) this.insertToa(buf, info, toa);
+      if (toa && this.shouldCarryToa(buf, info)) this.insertToa(buf, info);
       else if (this.prefix && !this.prefixSent && info.length > info.payloadOffset) {
         this.insertPrefix(buf, info);
         this.prefixSent = true;
@@ -211,14 +221,6 @@ export class FlowTranslator {
     return info.length;
   }
 
-  private staleKinds(): number[] {
-    const toa = this.toaPolicy;
-    if (!toa) return [];
-    const kinds = [toa.v4.kind];
-    if (toa.v6 && toa.v6.kind !== toa.v4.kind) kinds.push(toa.v6.kind);
-    return kinds;
-  }
-
   private flags(buf: Uint8Array): number {
     return buf[this.info.l4Offset + TcpField.flags]!;
   }
@@ -236,12 +238,8 @@ export class FlowTranslator {
     return hasData ? c.dataUntilAcked : c.handshakeAck || c.dataUntilAcked;
   }
 
-  private insertToa(buf: Uint8Array, info: PacketInfo, toa: ToaPolicy): void {
-    const r = insertTcpOption(buf, info, this.scratch, 0, this.toaLen, {
-      mtu: this.mtu,
-      prune: toa.prune,
-      staleKinds: this.staleKinds(),
-    });
+  private insertToa(buf: Uint8Array, info: PacketInfo): void {
+    const r = insertTcpOption(buf, info, this.scratch, 0, this.toaLen, this.insertPolicy);
     this.lastOutcome =
       r === InsertResult.inserted
         ? CarrierOutcome.inserted

@@ -195,6 +195,16 @@ export function emitIpv4Header(r: Ipv4Repr, buf: Uint8Array, off = 0): number {
   if (hl > IPV4_MAX_HEADER)
     throw new CodecError(CodecErrorCode.noRoom, off, `IPv4 options of ${optLen} bytes exceed 40`);
   need(buf.length, off, hl, "IPv4 header output");
+  if (r.src.length !== 4 || r.dst.length !== 4) {
+    throw new CodecError(CodecErrorCode.badAddress, off, "IPv4 header needs 4-byte addresses");
+  }
+  if (hl + r.payloadLength > 0xffff) {
+    throw new CodecError(
+      CodecErrorCode.badValue,
+      off,
+      `IPv4 packet of ${hl + r.payloadLength} bytes`,
+    );
+  }
   buf[off] = 0x40 | (hl / 4);
   buf[off + Ipv4Field.tos] = r.tos;
   writeU16(buf, off + Ipv4Field.totalLength, hl + r.payloadLength);
