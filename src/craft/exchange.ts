@@ -78,6 +78,12 @@ export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
     };
     const n =
       from === "client" ? flow.toServer(buf, bytes.length) : flow.toClient(buf, bytes.length);
+    if (n < 0) {
+      // The gateway dropped it (too big to translate): only one side sees it.
+      out.push(before);
+      t += 1000;
+      return;
+    }
     const after: CraftedPacket = {
       ...before,
       side: from === "client" ? "server" : "client",

@@ -63,7 +63,9 @@ export class FlowTranslator {
   readonly protocol: "tcp" | "udp";
   lastOutcome: CarrierOutcome = CarrierOutcome.none;
   /** Server ISN + 1, once the SYN-ACK has been seen. */
-  private serverIsnPlus1 = -1;
+  /** Kept as int32 (V8 small integers): a uint32 above 2^30 would be boxed per packet. */
+  private serverIsnPlus1 = 0;
+  private serverIsnSeen = false;
   private datagrams = 0;
   /** Bytes inserted into the TCP stream (PROXY headers): seq/ack offset. */
   private streamDelta = 0;
@@ -169,7 +171,7 @@ export class FlowTranslator {
     return this.profile.tcp?.carrier === "toa" ? this.profile.tcp : null;
   }
 
-  /** Client -> VIP packet in `buf[0..len)` becomes LIP -> RS; returns the new length. */
+  /** Client -> VIP packet in `buf[0..len)` becomes LIP -> RS; returns the new length, -1 to drop. */
   toServer(buf: Uint8Array, len: number): number {
     const info = this.info.parse(buf, len);
     this.lastOutcome = CarrierOutcome.none;
@@ -183,7 +185,7 @@ export class FlowTranslator {
         nopOutTcpOptions(buf, info, TIMESTAMPS);
       }
     }
-    if (this.nat64) translate6to4(buf, info, lip.addr, 0, rs.addr, 0);
+    if (this.nat64 && !translate6to4(buf, info, lip.addr, 0, rs.addr, 0)) return -1;
     rewriteAddresses(buf, info, lip.addr, 0, lip.port, rs.addr, 0, rs.port);
     if (isTcp) {
       if (this.streamDelta) this.shiftSeq(buf, info, TcpField.seq, this.streamDelta);
@@ -207,7 +209,8 @@ export class FlowTranslator {
     if (info.protocol === IpProtocol.tcp) {
       const f = this.flags(buf);
       if (f & TcpFlag.syn && f & TcpFlag.ack) {
-        this.serverIsnPlus1 = (readU32(buf, info.l4Offset + TcpField.seq) + 1) % SEQ;
+        this.serverIsnPlus1 = (readU32(buf, info.l4Offset + TcpField.seq) + 1) | 0;
+        this.serverIsnSeen = true;
         const toa = this.toaPolicy;
         if (toa?.lowerMss && this.toaLen) lowerMss(buf, info, this.toaLen);
       }
@@ -231,8 +234,8 @@ export class FlowTranslator {
     if (f & TcpFlag.rst) return false;
     if (f & TcpFlag.syn) return !(f & TcpFlag.ack) && c.syn;
     if (c.every) return true;
-    if (!(f & TcpFlag.ack) || this.serverIsnPlus1 < 0) return false;
-    if (readU32(buf, info.l4Offset + TcpField.ack) !== this.serverIsnPlus1) return false;
+    if (!(f & TcpFlag.ack) || !this.serverIsnSeen) return false;
+    if ((readU32(buf, info.l4Offset + TcpField.ack) | 0) !== this.serverIsnPlus1) return false;
     if (f & TcpFlag.fin) return c.fin;
     const hasData = info.length > info.payloadOffset;
     return hasData ? c.dataUntilAcked : c.handshakeAck || c.dataUntilAcked;

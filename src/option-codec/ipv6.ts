@@ -89,6 +89,7 @@ export class Ipv6Chain {
    * overruns the payload, or is longer than MAX_EXTENSION_HEADERS, throws.
    */
   walk(buf: Uint8Array, off: number, end: number): this {
+    need(Math.min(end, buf.length), off, IPV6_HEADER, "IPv6 header");
     let nh = buf[off + Ipv6Field.nextHeader]!;
     let field = off + Ipv6Field.nextHeader;
     let p = off + IPV6_HEADER;

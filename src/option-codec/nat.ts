@@ -62,6 +62,7 @@ export function rewriteAddresses(
 /**
  * NAT64 toward the server: replaces the IPv6 header (and any extension
  * headers) by a 20-byte IPv4 header from src4 to dst4; the packet shrinks.
+ * Returns false, packet unchanged, if it is too big for IPv4.
  * The L4 checksum changes only through the pseudo-header addresses: the
  * length and protocol words sum the same in both forms.
  */
@@ -72,11 +73,15 @@ export function translate6to4(
   src4Off: number,
   dst4: Uint8Array,
   dst4Off: number,
-): void {
-  if (info.family !== 6)
+): boolean {
+  if (info.family !== 6) {
     throw new CodecError(CodecErrorCode.unsupported, 0, "translate6to4 needs IPv6");
-  if (info.isFragment)
+  }
+  if (info.isFragment) {
     throw new CodecError(CodecErrorCode.unsupported, 0, "IPv6 fragments are not translated");
+  }
+  // An IPv4 total length cannot say more than 65535.
+  if (info.length - info.l4Offset > 0xffff - IPV4_MIN_HEADER) return false;
   const oldAddr = sumBytes(buf, Ipv6Field.src, 32);
   const hopLimit = buf[Ipv6Field.hopLimit]!;
   const tclass = ((buf[0]! & 0x0f) << 4) | (buf[1]! >> 4);
@@ -108,8 +113,11 @@ export function translate6to4(
   fillIpv4Checksum(buf, info);
   if (c >= 0) {
     const newAddr = sumBytes(buf, Ipv4Field.src, 8);
-    writeU16(buf, c - shift, adjust(oldCsum, oldAddr, newAddr));
+    const cs = adjust(oldCsum, oldAddr, newAddr);
+    // Over IPv4 a UDP checksum of 0 means "none": send 0xffff (RFC 768).
+    writeU16(buf, c - shift, info.protocol === IpProtocol.udp && cs === 0 ? 0xffff : cs);
   }
+  return true;
 }
 
 /**

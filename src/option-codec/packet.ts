@@ -119,6 +119,15 @@ export class PacketInfo {
   }
 }
 
+/**
+ * The largest the packet may grow to: the MTU, the buffer, and what the IP
+ * length field can say (IPv4 total length, IPv6 payload length).
+ */
+export function growthLimit(buf: Uint8Array, info: PacketInfo, mtu: number): number {
+  const field = info.family === 4 ? 0xffff : 0xffff + IPV6_HEADER;
+  return Math.min(mtu, buf.length, field);
+}
+
 /** Sets the IP length field after the packet grew or shrank to `newLength`. */
 export function setIpLength(buf: Uint8Array, info: PacketInfo, newLength: number): void {
   if (info.family === 4) writeU16(buf, Ipv4Field.totalLength, newLength);
@@ -240,7 +249,8 @@ export function emitPacket(p: PacketRepr): Uint8Array {
 }
 
 export function parsePacket(buf: Uint8Array, len = buf.length): PacketRepr {
-  const version = len > 0 ? buf[0]! >> 4 : 0;
+  if (len < 1) throw new CodecError(CodecErrorCode.truncated, 0, "empty packet");
+  const version = buf[0]! >> 4;
   let ip: IpHeaderRepr;
   let l4Off: number;
   let end: number;
@@ -258,12 +268,24 @@ export function parsePacket(buf: Uint8Array, len = buf.length): PacketRepr {
     throw new CodecError(CodecErrorCode.badVersion, 0, `IP version ${version}`);
   }
   const proto = ip.family === 4 ? ip.v4.protocol : ip.v6.protocol;
-  const fragment = ip.family === 4 ? ip.v4.fragmentOffset !== 0 || ip.v4.moreFragments : false;
+  // A fragment's bytes after the IP header are not an L4 header (except the
+  // first fragment's, but the header alone is not a segment): keep them raw.
+  const fragment =
+    ip.family === 4
+      ? ip.v4.fragmentOffset !== 0 || ip.v4.moreFragments
+      : ip.v6.extensionHeaders.some((e) => e.type === IpProtocol.ipv6Fragment);
   if (!fragment && proto === IpProtocol.tcp) {
     return { ip, l4: { protocol: IpProtocol.tcp, tcp: parseTcp(buf, l4Off, end) } };
   }
   if (!fragment && proto === IpProtocol.udp) {
     const udp = parseUdp(buf, l4Off, end);
+    if (UDP_HEADER + udp.payload.length !== end - l4Off) {
+      throw new CodecError(
+        CodecErrorCode.badTotalLength,
+        l4Off + UdpField.length,
+        `UDP length ${UDP_HEADER + udp.payload.length} disagrees with IP payload ${end - l4Off}`,
+      );
+    }
     const udpChecksum = readU16(buf, l4Off + UdpField.checksum) !== 0;
     return { ip, l4: { protocol: IpProtocol.udp, udp, udpChecksum } };
   }

@@ -1,7 +1,13 @@
 import { writeU16 } from "./bytes.js";
 import { CodecError, CodecErrorCode } from "./errors.js";
 import { IpProtocol } from "./ipv4.js";
-import { fillIpv4Checksum, fillL4Checksum, type PacketInfo, setIpLength } from "./packet.js";
+import {
+  fillIpv4Checksum,
+  fillL4Checksum,
+  growthLimit,
+  type PacketInfo,
+  setIpLength,
+} from "./packet.js";
 import { UdpField } from "./udp.js";
 
 // Headers that go in front of the application payload (PROXY v1/v2, SPP).
@@ -29,7 +35,7 @@ export function insertPayloadPrefix(
       `no payload prefix for protocol ${info.protocol}`,
     );
   }
-  if (info.length + len > Math.min(mtu, buf.length)) return false;
+  if (info.length + len > growthLimit(buf, info, mtu)) return false;
   const at = info.payloadOffset;
   buf.copyWithin(at + len, at, info.length);
   for (let i = 0; i < len; i++) buf[at + i] = src[srcOff + i]!;

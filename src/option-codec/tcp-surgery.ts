@@ -2,7 +2,13 @@ import { readU16, writeU16 } from "./bytes.js";
 import { adjust, sumBytes, sumCovering } from "./checksum.js";
 import { CodecError } from "./errors.js";
 import { Ipv4Field } from "./ipv4.js";
-import { fillIpv4Checksum, fillL4Checksum, type PacketInfo, setIpLength } from "./packet.js";
+import {
+  fillIpv4Checksum,
+  fillL4Checksum,
+  growthLimit,
+  type PacketInfo,
+  setIpLength,
+} from "./packet.js";
 import { TCP_MAX_HEADER, TCP_MIN_HEADER, TcpField, TcpFlag } from "./tcp.js";
 import { TcpOptionCursor, TcpOptionKind } from "./tcp-options.js";
 
@@ -56,7 +62,7 @@ export function insertTcpOption(
   const t = info.l4Offset;
   const hl = info.tcpHeaderLength;
   const padded = (optLen + 3) & ~3;
-  const limit = Math.min(policy.mtu, buf.length);
+  const limit = growthLimit(buf, info, policy.mtu);
   if (hl + padded <= TCP_MAX_HEADER && info.length + padded <= limit) {
     const oldWord = readU16(buf, t + TcpField.dataOffset);
     const oldLen = info.length - t;

@@ -3,7 +3,13 @@ import { readU16, writeU16 } from "./bytes.js";
 import { CodecError, CodecErrorCode } from "./errors.js";
 import { IpOptionCursor, IpOptionType } from "./ip-options.js";
 import { IPV4_MAX_HEADER, IPV4_MIN_HEADER, IpProtocol, Ipv4Field } from "./ipv4.js";
-import { fillIpv4Checksum, fillL4Checksum, type PacketInfo, setIpLength } from "./packet.js";
+import {
+  fillIpv4Checksum,
+  fillL4Checksum,
+  growthLimit,
+  type PacketInfo,
+  setIpLength,
+} from "./packet.js";
 import { UDP_HEADER, UdpField } from "./udp.js";
 import {
   decodeOpp,
@@ -50,7 +56,7 @@ export function insertUoaIpo(
     throw new CodecError(CodecErrorCode.unsupported, 0, "UOA ipo mode is IPv4 only");
   const optLen = uoaOptionLength(4);
   if (info.ipHeaderLength + optLen > IPV4_MAX_HEADER) return false;
-  if (info.length + optLen > Math.min(mtu, buf.length)) return false;
+  if (info.length + optLen > growthLimit(buf, info, mtu)) return false;
   buf.copyWithin(IPV4_MIN_HEADER + optLen, IPV4_MIN_HEADER, info.length);
   writeUoa(buf, IPV4_MIN_HEADER, addr, addrOff, 4, port);
   buf[0] = 0x40 | ((info.ipHeaderLength + optLen) / 4);
@@ -120,7 +126,9 @@ export function removeUoaIpo(buf: Uint8Array, info: PacketInfo): UoaRepr | null 
  * opp mode: the private header and option go between IP and UDP and the IP
  * protocol becomes 248. Over IPv4 the UDP checksum is zeroed, as DPVS does;
  * over IPv6 it must stay (zero is illegal there) and is still valid, since
- * the receiver checks it after removing the header.
+ * the receiver checks it after removing the header. Afterwards `info`
+ * describes the UDP header behind the opp header; a fresh PacketInfo.parse
+ * (which stops at protocol 248) is what removeUoaOpp expects.
  */
 export function insertUoaOpp(
   buf: Uint8Array,
@@ -136,7 +144,7 @@ export function insertUoaOpp(
   }
   const optLen = uoaOptionLength(addrLen === 4 ? 4 : 6);
   const total = OPP_HEADER_LENGTH + optLen;
-  if (info.length + total > Math.min(mtu, buf.length)) return false;
+  if (info.length + total > growthLimit(buf, info, mtu)) return false;
   const at = info.l4Offset;
   buf.copyWithin(at + total, at, info.length);
   buf[at] = (addrLen === 4 ? 1 : 2) << 4;
