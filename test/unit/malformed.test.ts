@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/option-codec/bytes.js";
-import { CodecError, type CodecErrorCode } from "../../src/option-codec/errors.js";
+import type { CodecErrorCode } from "../../src/option-codec/errors.js";
 import { parseIpOptions } from "../../src/option-codec/ip-options.js";
 import { parseIpv4Header } from "../../src/option-codec/ipv4.js";
 import { Ipv6Chain, MAX_EXTENSION_HEADERS, parseIpv6Header } from "../../src/option-codec/ipv6.js";
@@ -14,24 +14,10 @@ import { decodeToa, type ToaFormat } from "../../src/option-codec/toa.js";
 import { parseUdp } from "../../src/option-codec/udp.js";
 import { decodeOpp, decodeUoaOption } from "../../src/option-codec/uoa.js";
 import { removeUoaOpp } from "../../src/option-codec/uoa-surgery.js";
+import { codecError, expectError } from "./helpers/errors.js";
 
 // Every vector here is untrusted input with one thing wrong. The codes and
 // offsets are part of the codec's contract (errors.ts), so they are exact.
-
-function codecError(f: () => unknown): CodecError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e;
-    throw e;
-  }
-  throw new Error("expected a CodecError, the decoder returned");
-}
-
-function expectError(f: () => unknown, code: CodecErrorCode, offset: number): void {
-  const e = codecError(f);
-  expect({ code: e.code, offset: e.offset }).toEqual({ code, offset });
-}
 
 const hex = fromHex;
 

@@ -10,6 +10,7 @@ import {
   type ProxyV1Repr,
   proxyV1Length,
 } from "../../src/option-codec/proxy-v1.js";
+import { codecError, expectError as expectCodecError } from "./helpers/errors.js";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const text = (b: Uint8Array) => String.fromCharCode(...b);
@@ -42,19 +43,8 @@ function decodeText(s: string) {
   return decodeProxyV1(b, 0, b.length);
 }
 
-function codecError(f: () => unknown): CodecError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e;
-    throw e;
-  }
-  throw new Error("expected a CodecError");
-}
-
 function expectError(line: string, code: string, offset: number): void {
-  const e = codecError(() => decodeText(line));
-  expect({ code: e.code, offset: e.offset }).toEqual({ code, offset });
+  expectCodecError(() => decodeText(line), code, offset);
 }
 
 describe("PROXY v1 spec lines", () => {

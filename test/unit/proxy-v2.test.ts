@@ -12,6 +12,7 @@ import {
   ProxyV2Tlv,
   proxyV2Length,
 } from "../../src/option-codec/proxy-v2.js";
+import { expectError } from "./helpers/errors.js";
 
 const SIG = "0d0a0d0a000d0a515549540a";
 
@@ -62,21 +63,6 @@ function encode(repr: ProxyV2Repr): Uint8Array {
   const out = new Uint8Array(proxyV2Length(repr));
   expect(encodeProxyV2(repr, out, 0)).toBe(out.length);
   return out;
-}
-
-function codecError(f: () => unknown): CodecError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e;
-    throw e;
-  }
-  throw new Error("expected a CodecError");
-}
-
-function expectError(f: () => unknown, code: string, offset: number): void {
-  const e = codecError(f);
-  expect({ code: e.code, offset: e.offset }).toEqual({ code, offset });
 }
 
 function withByte(hex: string, at: number, value: number): Uint8Array {

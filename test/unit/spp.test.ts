@@ -11,6 +11,7 @@ import {
   SPP_MAGIC,
   type SppRepr,
 } from "../../src/option-codec/spp.js";
+import { expectError } from "./helpers/errors.js";
 
 // Client 203.0.113.7:51234 reached the proxy at 198.51.100.1:443.
 const V4_HEX = `56ec
@@ -36,21 +37,6 @@ function encode(repr: SppRepr): Uint8Array {
   const out = new Uint8Array(SPP_LENGTH);
   expect(encodeSpp(repr, out, 0)).toBe(SPP_LENGTH);
   return out;
-}
-
-function codecError(f: () => unknown): CodecError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof CodecError) return e;
-    throw e;
-  }
-  throw new Error("expected a CodecError");
-}
-
-function expectError(f: () => unknown, code: string, offset: number): void {
-  const e = codecError(f);
-  expect({ code: e.code, offset: e.offset }).toEqual({ code, offset });
 }
 
 describe("SPP vectors", () => {
