@@ -307,6 +307,21 @@ describe.skipIf(skip !== null)("tshark reads toasim craft pcaps", () => {
     for (const r of ts) expect(r["ip.proto"]).toBe("17");
   });
 
+  it("custom: kind 200 on every client packet, SYN included, v4 and NAT64", async () => {
+    for (const family of ["v4", "nat64"] as const) {
+      const flags = ["--profile", "custom", "--toa-kind", "200", "--carry", "syn,every"];
+      const { file, rows } = await craft(`custom-${family}`, [...flags, ...FAMILY_FLAGS[family]]);
+      const ts = tshark(file);
+      expectChecksumsGood(ts, family);
+      const c = family === "v4" ? CLIENT4 : CLIENT6;
+      const want = hex([200, c.addr.length + 4, ...be16(c.port), ...c.addr]);
+      for (const [i, row] of rows.entries()) {
+        const toServer = row.direction === "to-server";
+        expect(ts[i]!["tcp.options.unknown"] === want, `${family} frame ${i + 1}`).toBe(toServer);
+      }
+    }
+  });
+
   it("SPP: every client datagram starts with the 38-byte header", async () => {
     const { file, rows } = await craft("spp", [
       "--profile",
