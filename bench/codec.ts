@@ -1,6 +1,6 @@
 // Codec benchmark (not a test): ns/packet for parse, for address rewrite,
 // for rewrite + TOA insertion with its checksum update, and for the whole
-// FlowTranslator.toServer path, at 64 and 1500 bytes, with allocation per
+// Gateway.fromClient path, at 64 and 1500 bytes, with allocation per
 // packet. Every case restores its packet from a pristine copy on each
 // iteration; that restore alone is the baseline, measured in the same run,
 // and every case is reported as a ratio to it and as net ns above it.
@@ -13,8 +13,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_TIMEOUTS } from "../src/fullnat-sim/config.js";
+import { CarrierOutcome, Gateway } from "../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../src/fullnat-sim/profiles.js";
-import { CarrierOutcome, FlowTranslator } from "../src/fullnat-sim/translator.js";
 import { type Endpoint, parseEndpoint } from "../src/option-codec/address.js";
 import { bytesEqual, readU16, writeU16 } from "../src/option-codec/bytes.js";
 import { finish, sumBytes } from "../src/option-codec/checksum.js";
@@ -316,7 +317,7 @@ function parseRewriteToa(
   };
 }
 
-/** NAT64 toward the server, as FlowTranslator.toServer does it, then the 20-byte TOA. */
+/** NAT64 toward the server, as Gateway.fromClient does it, then the 20-byte TOA. */
 function nat64Toa(f: Fixture, lip: Endpoint, rs: Endpoint, toa: Uint8Array, toaLen: number): Run {
   const { pristine, work, info, snap } = f;
   const la = lip.addr;
@@ -386,14 +387,14 @@ function naiveRewrite(f: Fixture, lip: Endpoint, rs: Endpoint): Run {
   };
 }
 
-function toServer(f: Fixture, t: FlowTranslator): Run {
+function toServer(f: Fixture, t: Gateway): Run {
   const { pristine, len, work, info, snap } = f;
   return (n) => {
     let acc = 0;
     for (let i = 0; i < n; i++) {
       work.set(pristine);
       restoreInfo(info, snap);
-      acc = (acc + t.toServer(work, len) + work[11]!) | 0;
+      acc = (acc + t.fromClient(work, len, 0) + work[11]!) | 0;
     }
     return acc;
   };
@@ -401,7 +402,30 @@ function toServer(f: Fixture, t: FlowTranslator): Run {
 
 /** A dpvs flow that has seen the server's SYN-ACK, so it knows the server ISN. */
 function establishedFlow(client: Endpoint, vip: Endpoint, lip: Endpoint, rs: Endpoint) {
-  const t = new FlowTranslator(resolveProfile("dpvs"), "tcp", { client, vip, lip, rs });
+  // The real gateway with one service, one server and one LIP port.
+  const rf = rs.addr.length === 4;
+  const t = new Gateway({
+    profile: resolveProfile("dpvs"),
+    services: [{ vip, proto: "tcp", servers: [{ endpoint: rs, weight: 1 }], scheduler: "rr" }],
+    lips4: rf ? [lip.addr] : [],
+    lips6: rf ? [] : [lip.addr],
+    portMin: lip.port,
+    portMax: lip.port,
+    mtu: 1500,
+    maxConnections: 1,
+    timeouts: DEFAULT_TIMEOUTS,
+  });
+  const syn = tcpPacket(
+    client,
+    vip,
+    ipHeaderBytes(client.addr) + TCP_HEADER,
+    TcpFlag.syn,
+    CLIENT_ISN,
+    0,
+  );
+  const sbuf = new Uint8Array(syn.length + 64);
+  sbuf.set(syn);
+  if (t.fromClient(sbuf, syn.length, 0) < 0) throw new Error("SYN not translated");
   const synAck = tcpPacket(
     rs,
     lip,
@@ -412,7 +436,7 @@ function establishedFlow(client: Endpoint, vip: Endpoint, lip: Endpoint, rs: End
   );
   const buf = new Uint8Array(synAck.length + 64);
   buf.set(synAck);
-  if (t.toClient(buf, synAck.length) < 0) throw new Error("SYN-ACK not translated");
+  if (t.fromServer(buf, synAck.length, 0) < 0) throw new Error("SYN-ACK not translated");
   return t;
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { craftExchange } from "../craft/exchange.js";
+import { CarrierOutcome, unsupportedFlow } from "../fullnat-sim/gateway.js";
 import {
   isProfileName,
   PROFILE_NAMES,
@@ -9,7 +10,6 @@ import {
   resolveProfile,
   type ToaCarry,
 } from "../fullnat-sim/profiles.js";
-import { CarrierOutcome, FlowError } from "../fullnat-sim/translator.js";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
 import { TOA_LAYOUTS, ToaLayout } from "../option-codec/toa.js";
@@ -203,6 +203,8 @@ function craft(f: CraftFlags, io: { out: (s: string) => void }): void {
       "port-addr-vaddr carries IPv4 clients only",
     );
   }
+  const why = unsupportedFlow(profile, proto, v6Client ? 6 : 4, rs.addr.length === 16 ? 6 : 4);
+  if (why) throw new CliError("BAD_COMBINATION", flagForReason(why, proto), why);
   let packets: ReturnType<typeof craftExchange>;
   try {
     packets = craftExchange({
@@ -213,7 +215,6 @@ function craft(f: CraftFlags, io: { out: (s: string) => void }): void {
       datagrams,
     });
   } catch (e) {
-    if (e instanceof FlowError) throw new CliError("BAD_COMBINATION", flagFor(e, proto), e.message);
     if (e instanceof CodecError) throw new CliError("BAD_COMBINATION", null, e.message);
     throw e;
   }
@@ -267,8 +268,9 @@ function outcomeName(o: CarrierOutcome): string {
   }
 }
 
-function flagFor(e: FlowError, proto: string): string {
-  if (e.code === "NO_CARRIER") return proto === "udp" ? "--proto" : "--profile";
-  if (e.message.includes("ipo")) return "--uoa";
+function flagForReason(why: string, proto: string): string {
+  if (why.includes("carrier")) return proto === "udp" ? "--proto" : "--profile";
+  if (why.includes("ipo")) return "--uoa";
+  if (why.includes("TOA for IPv6")) return "--profile";
   return "--rs";
 }

@@ -1,5 +1,7 @@
+import { DEFAULT_TIMEOUTS } from "../fullnat-sim/config.js";
+import { CarrierOutcome, Gateway, GatewayError, unsupportedFlow } from "../fullnat-sim/gateway.js";
 import type { Profile } from "../fullnat-sim/profiles.js";
-import { CarrierOutcome, type FlowEndpoints, FlowTranslator } from "../fullnat-sim/translator.js";
+
 import { type Endpoint, formatIp } from "../option-codec/address.js";
 import { IpProtocol } from "../option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../option-codec/packet.js";
@@ -14,10 +16,19 @@ import {
 } from "../option-codec/tcp-options.js";
 
 /**
- * A scripted client and server that play one complete exchange through a
- * FlowTranslator, so `toasim craft` shows byte for byte what the gateway
+ * A scripted client and server that play one complete exchange through the
+ * gateway (one service, one server, one LIP port), so `toasim craft` shows byte for byte what the gateway
  * would put on each side of the wire.
  */
+
+/** The four endpoints of one FULLNAT flow. */
+export interface FlowEndpoints {
+  readonly client: Endpoint;
+  readonly vip: Endpoint;
+  /** The gateway's local address and port toward the server (LIP). */
+  readonly lip: Endpoint;
+  readonly rs: Endpoint;
+}
 
 export interface CraftedPacket {
   /** Which side of the gateway this packet was on. */
@@ -58,11 +69,32 @@ function synOptions(ts: number): TcpOption[] {
 }
 
 export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
-  const flow = new FlowTranslator(o.profile, o.protocol, o.endpoints, o.mtu ?? 1500);
+  const { client, vip, rs, lip } = o.endpoints;
+  const cf = client.addr.length === 4 ? 4 : 6;
+  const rf = rs.addr.length === 4 ? 4 : 6;
+  if ((vip.addr.length === 4 ? 4 : 6) !== cf) {
+    throw new GatewayError("BAD_CONFIG", "the client and the VIP must be of the same family");
+  }
+  if ((lip.addr.length === 4 ? 4 : 6) !== rf) {
+    throw new GatewayError("BAD_CONFIG", "the LIP and the real server must be of the same family");
+  }
+  const why = unsupportedFlow(o.profile, o.protocol, cf, rf);
+  if (why) throw new GatewayError("BAD_CONFIG", why);
+  // The real gateway, with one service, one server and one LIP port.
+  const gw = new Gateway({
+    profile: o.profile,
+    services: [{ vip, proto: o.protocol, servers: [{ endpoint: rs, weight: 1 }], scheduler: "rr" }],
+    lips4: rf === 4 ? [lip.addr] : [],
+    lips6: rf === 6 ? [lip.addr] : [],
+    portMin: lip.port,
+    portMax: lip.port,
+    mtu: o.mtu ?? 1500,
+    maxConnections: 1,
+    timeouts: DEFAULT_TIMEOUTS,
+  });
   const out: CraftedPacket[] = [];
   let t = o.startUs ?? DEFAULT_START_US;
   const buf = new Uint8Array(65536 + 256);
-  const { client, vip, rs, lip } = o.endpoints;
 
   const send = (from: "client" | "server", l4: L4Repr, note: string) => {
     const [src, dst]: [Endpoint, Endpoint] = from === "client" ? [client, vip] : [rs, lip];
@@ -77,7 +109,9 @@ export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
       carrier: CarrierOutcome.none,
     };
     const n =
-      from === "client" ? flow.toServer(buf, bytes.length) : flow.toClient(buf, bytes.length);
+      from === "client"
+        ? gw.fromClient(buf, bytes.length, t / 1000)
+        : gw.fromServer(buf, bytes.length, t / 1000);
     if (n < 0) {
       // The gateway dropped it (too big to translate): only one side sees it.
       out.push(before);
@@ -89,7 +123,7 @@ export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
       side: from === "client" ? "server" : "client",
       bytes: buf.slice(0, n),
       timeUs: t + 50,
-      carrier: from === "client" ? flow.lastOutcome : CarrierOutcome.none,
+      carrier: from === "client" ? gw.lastOutcome : CarrierOutcome.none,
     };
     out.push(before, after);
     t += 1000;

@@ -88,3 +88,44 @@ export function decodeSpp(buf: Uint8Array, offset: number, end: number): SppRepr
     proxy: { addr: readAddress(buf, offset + PROXY_ADDR), port: readU16(buf, offset + PROXY_PORT) },
   };
 }
+
+function writeMapped(
+  buf: Uint8Array,
+  at: number,
+  addr: Uint8Array,
+  off: number,
+  len: number,
+): void {
+  if (len === 16) {
+    for (let i = 0; i < 16; i++) buf[at + i] = addr[off + i]!;
+    return;
+  }
+  buf.fill(0, at, at + 10);
+  buf[at + 10] = 0xff;
+  buf[at + 11] = 0xff;
+  for (let i = 0; i < 4; i++) buf[at + 12 + i] = addr[off + i]!;
+}
+
+/**
+ * encodeSpp without the Endpoint objects, for the gateway's per-datagram
+ * path: addresses are (array, offset, 4 | 16). The caller has checked room.
+ */
+export function writeSppHeader(
+  buf: Uint8Array,
+  offset: number,
+  client: Uint8Array,
+  clientOff: number,
+  clientLen: 4 | 16,
+  clientPort: number,
+  proxy: Uint8Array,
+  proxyOff: number,
+  proxyLen: 4 | 16,
+  proxyPort: number,
+): number {
+  writeU16(buf, offset, SPP_MAGIC);
+  writeMapped(buf, offset + CLIENT_ADDR, client, clientOff, clientLen);
+  writeMapped(buf, offset + PROXY_ADDR, proxy, proxyOff, proxyLen);
+  writeU16(buf, offset + CLIENT_PORT, clientPort);
+  writeU16(buf, offset + PROXY_PORT, proxyPort);
+  return SPP_LENGTH;
+}

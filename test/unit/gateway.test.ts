@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { DEFAULT_TIMEOUTS } from "../../src/fullnat-sim/config.js";
+import { CarrierOutcome, Gateway } from "../../src/fullnat-sim/gateway.js";
 import { type ProfileName, resolveProfile } from "../../src/fullnat-sim/profiles.js";
-import { CarrierOutcome, FlowTranslator } from "../../src/fullnat-sim/translator.js";
+import { Stat } from "../../src/fullnat-sim/stats.js";
 import { parseEndpoint } from "../../src/option-codec/address.js";
 import { fromHex, toHex } from "../../src/option-codec/bytes.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
@@ -53,22 +55,36 @@ function seg(
   return emitPacket({ ip: ipHeaderFor(s.addr, d.addr, l4), l4 });
 }
 
-function toServer(
-  f: FlowTranslator,
-  p: Uint8Array,
-): { carried: CarrierOutcome; bytes: Uint8Array } {
+function gateway(profile: ProfileName, settings = {}): Gateway {
+  return new Gateway({
+    profile: resolveProfile(profile, settings),
+    services: [
+      { vip: ep.vip, proto: "tcp", servers: [{ endpoint: ep.rs, weight: 1 }], scheduler: "rr" },
+    ],
+    lips4: [ep.lip.addr],
+    lips6: [],
+    portMin: ep.lip.port,
+    portMax: ep.lip.port,
+    mtu: 1500,
+    maxConnections: 16,
+    timeouts: DEFAULT_TIMEOUTS,
+  });
+}
+
+function toServer(f: Gateway, p: Uint8Array): { carried: CarrierOutcome; bytes: Uint8Array } {
   buf.set(p);
-  const n = f.toServer(buf, p.length);
+  const n = f.fromClient(buf, p.length, 0);
+  expect(n).toBeGreaterThan(0);
   expectValidChecksums(buf, n);
   return { carried: f.lastOutcome, bytes: buf.slice(0, n) };
 }
 
-function established(profile: ProfileName, settings = {}): FlowTranslator {
-  const f = new FlowTranslator(resolveProfile(profile, settings), "tcp", ep);
+function established(profile: ProfileName, settings = {}): Gateway {
+  const f = gateway(profile, settings);
   toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)]));
   const sa = seg("server", TcpFlag.syn | TcpFlag.ack, 2, 0, [mssOption(1460)]);
   buf.set(sa);
-  f.toClient(buf, sa.length);
+  expect(f.fromServer(buf, sa.length, 0)).toBeGreaterThan(0);
   return f;
 }
 
@@ -92,7 +108,7 @@ describe("which packets carry the TOA", () => {
   });
 
   it("lvs: the SYN too, but not FIN", () => {
-    const f = new FlowTranslator(resolveProfile("lvs"), "tcp", ep);
+    const f = gateway("lvs");
     expect(toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)])).carried).toBe(
       CarrierOutcome.inserted,
     );
@@ -116,8 +132,16 @@ describe("which packets carry the TOA", () => {
   });
 
   it("no carrier before the SYN-ACK is seen, whatever the ack", () => {
-    const f = new FlowTranslator(resolveProfile("dpvs"), "tcp", ep);
+    const f = gateway("dpvs");
+    toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)]));
     expect(toServer(f, seg("client", A, ISN1)).carried).toBe(CarrierOutcome.none);
+  });
+
+  it("drops a non-SYN without a connection, and counts it", () => {
+    const f = gateway("dpvs");
+    buf.set(seg("client", A, ISN1));
+    expect(f.fromClient(buf, 60, 0)).toBe(-1);
+    expect(f.stats[Stat.dropNoConnection]).toBe(1);
   });
 });
 
@@ -135,11 +159,11 @@ describe("client-sent TOAs", () => {
 
 describe("SYN-ACK", () => {
   it("has its MSS lowered by the TOA length on the way to the client", () => {
-    const f = new FlowTranslator(resolveProfile("dpvs"), "tcp", ep);
+    const f = gateway("dpvs");
     toServer(f, seg("client", TcpFlag.syn, 0, 0, [mssOption(1460)]));
     const sa = seg("server", TcpFlag.syn | A, 2, 0, [mssOption(1460)]);
     buf.set(sa);
-    const n = f.toClient(buf, sa.length);
+    const n = f.fromServer(buf, sa.length, 0);
     expectValidChecksums(buf, n);
     const p = parsePacket(buf, n);
     expect(p.ip.family === 4 && Array.from(p.ip.v4.src)).toEqual([203, 0, 113, 10]);

@@ -1,0 +1,699 @@
+import { familyOf } from "../option-codec/address.js";
+import { readU16, readU32, writeU32 } from "../option-codec/bytes.js";
+import { adjust } from "../option-codec/checksum.js";
+import { CodecError } from "../option-codec/errors.js";
+import { IpProtocol } from "../option-codec/ipv4.js";
+import { rewriteAddresses, translate4to6, translate6to4 } from "../option-codec/nat.js";
+import { PacketInfo } from "../option-codec/packet.js";
+import { insertPayloadPrefix } from "../option-codec/payload-surgery.js";
+import { encodeProxyV1, proxyV1Length } from "../option-codec/proxy-v1.js";
+import { encodeProxyV2, proxyV2Length } from "../option-codec/proxy-v2.js";
+import { SPP_LENGTH, writeSppHeader } from "../option-codec/spp.js";
+import { TcpField, TcpFlag } from "../option-codec/tcp.js";
+import { TcpOptionKind } from "../option-codec/tcp-options.js";
+import {
+  type InsertPolicy,
+  InsertResult,
+  insertTcpOption,
+  lowerMss,
+  nopOutTcpOptions,
+} from "../option-codec/tcp-surgery.js";
+import { encodeToa, type ToaFormat, toaLength } from "../option-codec/toa.js";
+import { insertUoaIpo, insertUoaOpp, writeUoaIpoProbe } from "../option-codec/uoa-surgery.js";
+import type { GatewayConfig } from "./config.js";
+import { ConnFlag, ConnState, ConnTable } from "./conn-table.js";
+import type { ToaPolicy } from "./profiles.js";
+import { newStats, Stat } from "./stats.js";
+
+/** What happened to the carrier on the last packet toward the server. */
+export const CarrierOutcome = {
+  none: 0,
+  inserted: 1,
+  insertedAfterPruning: 2,
+  /** The packet should have carried it but there was no room. */
+  failed: 3,
+} as const;
+export type CarrierOutcome = (typeof CarrierOutcome)[keyof typeof CarrierOutcome];
+
+/**
+ * Why a profile cannot carry a client of this family over this protocol,
+ * or null if it can: for commands to refuse up front what the gateway
+ * would otherwise drop packet by packet.
+ */
+export function unsupportedFlow(
+  profile: GatewayConfig["profile"],
+  proto: "tcp" | "udp",
+  clientFamily: 4 | 6,
+  serverFamily: 4 | 6,
+): string | null {
+  const policy = proto === "tcp" ? profile.tcp : profile.udp;
+  if (!policy) return `profile ${profile.name} has no ${proto.toUpperCase()} carrier`;
+  if (clientFamily === 4 && serverFamily === 6) {
+    return "an IPv4 client cannot reach an IPv6 server (NAT46 is not supported)";
+  }
+  if (policy.carrier === "toa" && clientFamily === 6 && !policy.v6) {
+    return `profile ${profile.name} has no TOA for IPv6 clients`;
+  }
+  if (
+    policy.carrier === "uoa" &&
+    policy.mode === "ipo" &&
+    (clientFamily !== 4 || serverFamily !== 4)
+  ) {
+    return "UOA ipo mode is IPv4 only on both sides; use opp";
+  }
+  return null;
+}
+
+export class GatewayError extends Error {
+  override readonly name = "GatewayError";
+  constructor(
+    readonly code: "BAD_CONFIG",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const DROP = -1;
+const PROTO_TCP = IpProtocol.tcp;
+const PROTO_UDP = IpProtocol.udp;
+const TIMESTAMPS: readonly number[] = [TcpOptionKind.timestamps];
+
+interface Lip {
+  readonly addr: Uint8Array;
+  /** One bit per port, per protocol: taken or not. */
+  readonly tcpPorts: Uint8Array;
+  readonly udpPorts: Uint8Array;
+  cursor: number;
+}
+
+interface Service {
+  readonly vip: Uint8Array;
+  readonly vport: number;
+  readonly proto: number;
+  readonly family: 4 | 6;
+  readonly servers: {
+    addr: Uint8Array;
+    port: number;
+    family: 4 | 6;
+    weight: number;
+    current: number;
+  }[];
+  readonly wrr: boolean;
+  rr: number;
+}
+
+/**
+ * The FULLNAT gateway over byte arrays: takes a packet read from one side,
+ * edits it in place into what goes out the other side, and returns its new
+ * length (or -1 to drop it, with the reason counted). It knows nothing of
+ * how packets arrive: the TUN loop and the tests call it the same way.
+ */
+export class Gateway {
+  readonly conns: ConnTable;
+  readonly stats: Float64Array;
+  lastOutcome: CarrierOutcome = CarrierOutcome.none;
+  /** A packet to send toward the server before the one just returned (UOA ipo probe). */
+  readonly extra = new Uint8Array(128);
+  extraLength = 0;
+  /** The connection the last packet belonged to, or -1. */
+  lastConn = -1;
+
+  private readonly info = new PacketInfo();
+  private readonly extraInfo = new PacketInfo();
+  private readonly services: Service[];
+  private readonly lips4: Lip[];
+  private readonly lips6: Lip[];
+  private lipTurn = 0;
+  private readonly toa: ToaPolicy | null;
+  private readonly insertPolicy: InsertPolicy;
+  private readonly staleKinds: readonly number[];
+  private readonly scratch = new Uint8Array(512);
+  private sweep = 0;
+
+  constructor(
+    readonly config: GatewayConfig,
+    stats?: Float64Array,
+  ) {
+    this.stats = stats ?? newStats();
+    this.conns = new ConnTable(config.maxConnections, Math.min(config.maxConnections, 4096));
+    if (config.portMin < 1 || config.portMax > 65535 || config.portMin > config.portMax) {
+      throw new GatewayError(
+        "BAD_CONFIG",
+        `LIP port range ${config.portMin}-${config.portMax} is not within 1-65535`,
+      );
+    }
+    const lip = (addr: Uint8Array): Lip => ({
+      addr,
+      tcpPorts: new Uint8Array(8192),
+      udpPorts: new Uint8Array(8192),
+      cursor: config.portMin,
+    });
+    this.lips4 = config.lips4.map(lip);
+    this.lips6 = config.lips6.map(lip);
+    this.services = config.services.map((s) => {
+      const family = familyOf(s.vip.addr);
+      if (s.servers.length === 0)
+        throw new GatewayError("BAD_CONFIG", "a service needs at least one real server");
+      for (const r of s.servers) {
+        const rf = familyOf(r.endpoint.addr);
+        if (family === 4 && rf === 6) {
+          throw new GatewayError(
+            "BAD_CONFIG",
+            "an IPv4 VIP cannot have IPv6 real servers (NAT46 is not supported)",
+          );
+        }
+        if ((rf === 4 ? this.lips4 : this.lips6).length === 0) {
+          throw new GatewayError(
+            "BAD_CONFIG",
+            `no IPv${rf} local address (LIP) for real server ${r.endpoint.port}`,
+          );
+        }
+      }
+      return {
+        vip: s.vip.addr,
+        vport: s.vip.port,
+        proto: s.proto === "tcp" ? PROTO_TCP : PROTO_UDP,
+        family,
+        servers: s.servers.map((r) => ({
+          addr: r.endpoint.addr,
+          port: r.endpoint.port,
+          family: familyOf(r.endpoint.addr),
+          weight: r.weight,
+          current: 0,
+        })),
+        wrr: s.scheduler === "wrr",
+        rr: 0,
+      };
+    });
+    const p = config.profile;
+    this.toa = p.tcp?.carrier === "toa" ? p.tcp : null;
+    const kinds: number[] = [];
+    if (this.toa) {
+      kinds.push(this.toa.v4.kind);
+      if (this.toa.v6 && this.toa.v6.kind !== this.toa.v4.kind) kinds.push(this.toa.v6.kind);
+    }
+    this.staleKinds = kinds;
+    this.insertPolicy = { mtu: config.mtu, prune: this.toa?.prune ?? false, staleKinds: kinds };
+  }
+
+  private count(s: Stat, n = 1): void {
+    this.stats[s] = this.stats[s]! + n;
+  }
+
+  private drop(s: Stat): number {
+    this.count(s);
+    return DROP;
+  }
+
+  // ---- client -> server -------------------------------------------------
+
+  /** A client -> VIP packet becomes LIP -> RS; returns its new length or -1. */
+  fromClient(buf: Uint8Array, len: number, now: number): number {
+    this.count(Stat.packetsFromClient);
+    this.lastOutcome = CarrierOutcome.none;
+    this.extraLength = 0;
+    this.lastConn = -1;
+    const info = this.info;
+    try {
+      info.parse(buf, len);
+    } catch (e) {
+      if (e instanceof CodecError) return this.drop(Stat.dropMalformed);
+      throw e;
+    }
+    if (info.isFragment) return this.drop(Stat.dropFragment);
+    const proto = info.protocol;
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return this.drop(Stat.dropProtocol);
+    const sIdx = this.findService(buf, info, proto);
+    if (sIdx < 0) return this.drop(Stat.dropNoService);
+    const conns = this.conns;
+    const cport = readU16(buf, info.l4Offset);
+    let c = conns.findByClient(proto, buf, info.srcOffset, info.addrLength, cport, sIdx);
+    const flags = proto === PROTO_TCP ? buf[info.l4Offset + TcpField.flags]! : 0;
+    if (c < 0) {
+      // A TCP connection starts with a SYN; anything else belongs to none.
+      if (
+        proto === PROTO_TCP &&
+        (flags & (TcpFlag.syn | TcpFlag.ack | TcpFlag.rst)) !== TcpFlag.syn
+      ) {
+        return this.drop(Stat.dropNoConnection);
+      }
+      c = this.open(buf, info, proto, cport, sIdx);
+      if (c < 0) return DROP;
+    }
+    this.lastConn = c;
+    const svc = this.services[conns.service[c]!]!;
+    const rs = svc.servers[conns.server[c]!]!;
+    const lip = (rs.family === 4 ? this.lips4 : this.lips6)[conns.lip[c]!]!;
+    const isTcp = proto === PROTO_TCP;
+    if (isTcp) {
+      this.clientTcpState(c, flags, now);
+      if (this.toa) {
+        // A client must never choose the address the server sees.
+        this.count(Stat.clientToaStripped, nopOutTcpOptions(buf, info, this.staleKinds));
+        if (this.toa.synTimestampsToNops && flags & TcpFlag.syn)
+          nopOutTcpOptions(buf, info, TIMESTAMPS);
+      }
+    } else {
+      conns.state[c] = ConnState.udp;
+      conns.expires[c] = now + this.config.timeouts.udp;
+      conns.datagrams[c] = conns.datagrams[c]! + 1;
+    }
+    if (info.family !== rs.family && !translate6to4(buf, info, lip.addr, 0, rs.addr, 0)) {
+      return this.drop(Stat.dropTooBig);
+    }
+    rewriteAddresses(buf, info, lip.addr, 0, conns.lport[c]!, rs.addr, 0, rs.port);
+    if (isTcp) {
+      const delta = conns.streamDelta[c]!;
+      if (delta !== 0) shiftSeq(buf, info, TcpField.seq, delta);
+      if (this.toa) {
+        if (this.shouldCarryToa(buf, info, c, flags)) this.insertToa(buf, info, c);
+      } else if (!(conns.flags[c]! & ConnFlag.prefixSent) && info.length > info.payloadOffset) {
+        if (this.insertPrefix(buf, info, c, svc)) {
+          conns.flags[c] = conns.flags[c]! | ConnFlag.prefixSent;
+        }
+      }
+    } else {
+      this.carryUdp(buf, info, c, svc);
+    }
+    this.count(Stat.packetsToServer);
+    this.count(Stat.bytesToServer, info.length);
+    return info.length;
+  }
+
+  private findService(buf: Uint8Array, info: PacketInfo, proto: number): number {
+    const dport = readU16(buf, info.l4Offset + 2);
+    const n = info.addrLength;
+    for (let i = 0; i < this.services.length; i++) {
+      const s = this.services[i]!;
+      if (s.proto !== proto || s.vport !== dport || s.vip.length !== n) continue;
+      let same = true;
+      for (let j = 0; j < n; j++) {
+        if (s.vip[j] !== buf[info.dstOffset + j]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return i;
+    }
+    return -1;
+  }
+
+  private schedule(s: Service): number {
+    const servers = s.servers;
+    if (!s.wrr) {
+      const i = s.rr % servers.length;
+      s.rr = i + 1;
+      return i;
+    }
+    // Smooth weighted round-robin: even spread, exact proportions.
+    let best = 0;
+    let total = 0;
+    for (let i = 0; i < servers.length; i++) {
+      const r = servers[i]!;
+      r.current += r.weight;
+      total += r.weight;
+      if (r.current > servers[best]!.current) best = i;
+    }
+    servers[best]!.current -= total;
+    return best;
+  }
+
+  private open(
+    buf: Uint8Array,
+    info: PacketInfo,
+    proto: number,
+    cport: number,
+    sIdx: number,
+  ): number {
+    const conns = this.conns;
+    if (conns.size >= this.config.maxConnections) return this.drop(Stat.dropTableFull);
+    const svc = this.services[sIdx]!;
+    const r = this.schedule(svc);
+    const rs = svc.servers[r]!;
+    // The TOA follows the client's family (also over NAT64): the profile must have one.
+    if (info.family === 6 && this.toa && !this.toa.v6) return this.drop(Stat.dropNoCarrierFamily);
+    const lips = rs.family === 4 ? this.lips4 : this.lips6;
+    for (let tries = 0; tries < lips.length; tries++) {
+      const li = this.lipTurn++ % lips.length;
+      const port = this.takePort(lips[li]!, proto);
+      if (port < 0) continue;
+      const c = conns.add(
+        proto,
+        buf,
+        info.srcOffset,
+        info.addrLength,
+        cport,
+        sIdx,
+        r,
+        rs.family,
+        li,
+        port,
+      );
+      if (c < 0) {
+        this.freePort(lips[li]!, proto, port);
+        return this.drop(Stat.dropTableFull);
+      }
+      this.count(Stat.connectionsCreated);
+      this.stats[Stat.connectionsActive] = conns.size;
+      return c;
+    }
+    return this.drop(Stat.dropPortsExhausted);
+  }
+
+  private takePort(lip: Lip, proto: number): number {
+    const bits = proto === PROTO_TCP ? lip.tcpPorts : lip.udpPorts;
+    const { portMin, portMax } = this.config;
+    const span = portMax - portMin + 1;
+    let p = lip.cursor;
+    for (let i = 0; i < span; i++) {
+      if (p > portMax) p = portMin;
+      if ((bits[p >> 3]! & (1 << (p & 7))) === 0) {
+        bits[p >> 3] = bits[p >> 3]! | (1 << (p & 7));
+        lip.cursor = p + 1;
+        return p;
+      }
+      p++;
+    }
+    return -1;
+  }
+
+  private freePort(lip: Lip, proto: number, port: number): void {
+    const bits = proto === PROTO_TCP ? lip.tcpPorts : lip.udpPorts;
+    bits[port >> 3] = bits[port >> 3]! & ~(1 << (port & 7));
+  }
+
+  private clientTcpState(c: number, flags: number, now: number): void {
+    const conns = this.conns;
+    const t = this.config.timeouts;
+    if (flags & TcpFlag.rst) {
+      conns.state[c] = ConnState.closing;
+      conns.expires[c] = now + t.tcpClose;
+      return;
+    }
+    if (flags & TcpFlag.fin) conns.flags[c] = conns.flags[c]! | ConnFlag.clientFin;
+    this.advance(c, now);
+  }
+
+  private advance(c: number, now: number): void {
+    const conns = this.conns;
+    const t = this.config.timeouts;
+    const f = conns.flags[c]!;
+    const st = conns.state[c]!;
+    if (f & ConnFlag.clientFin && f & ConnFlag.serverFin) {
+      conns.state[c] = ConnState.closing;
+      conns.expires[c] = now + t.tcpClose;
+    } else if (f & (ConnFlag.clientFin | ConnFlag.serverFin)) {
+      conns.state[c] = ConnState.finWait;
+      conns.expires[c] = now + t.tcpFin;
+    } else if (st === ConnState.synSent) {
+      conns.expires[c] = now + t.tcpSyn;
+    } else if (st === ConnState.synReceived || st === ConnState.established) {
+      conns.state[c] = ConnState.established;
+      conns.expires[c] = now + t.tcpEstablished;
+    }
+  }
+
+  private shouldCarryToa(buf: Uint8Array, info: PacketInfo, c: number, f: number): boolean {
+    const carry = this.toa!.carry;
+    if (f & TcpFlag.rst) return false;
+    if (f & TcpFlag.syn) return !(f & TcpFlag.ack) && carry.syn;
+    if (carry.every) return true;
+    if (!(f & TcpFlag.ack) || !(this.conns.flags[c]! & ConnFlag.serverIsnSeen)) return false;
+    if ((readU32(buf, info.l4Offset + TcpField.ack) | 0) !== this.conns.serverIsnPlus1[c])
+      return false;
+    if (f & TcpFlag.fin) return carry.fin;
+    const hasData = info.length > info.payloadOffset;
+    return hasData ? carry.dataUntilAcked : carry.handshakeAck || carry.dataUntilAcked;
+  }
+
+  private toaFormat(c: number): ToaFormat {
+    const toa = this.toa!;
+    return this.conns.clientFamily[c] === 4 ? toa.v4 : toa.v6!;
+  }
+
+  private insertToa(buf: Uint8Array, info: PacketInfo, c: number): void {
+    const conns = this.conns;
+    const family = conns.clientFamily[c] === 4 ? 4 : 6;
+    const n = writeToa(
+      this.toaFormat(c),
+      this.scratch,
+      conns.clientAddr,
+      c * 16,
+      family,
+      conns.clientPort[c]!,
+    );
+    const r = insertTcpOption(buf, info, this.scratch, 0, n, this.insertPolicy);
+    if (r === InsertResult.inserted) {
+      this.lastOutcome = CarrierOutcome.inserted;
+      this.count(Stat.carriersInserted);
+    } else if (r === InsertResult.insertedAfterPruning) {
+      this.lastOutcome = CarrierOutcome.insertedAfterPruning;
+      this.count(Stat.carriersInserted);
+      this.count(Stat.carriersPruned);
+    } else {
+      this.lastOutcome = CarrierOutcome.failed;
+      this.count(Stat.carriersFailed);
+    }
+  }
+
+  /** PROXY v1/v2 or SPP in front of the payload; once per flow, so it may allocate. */
+  private insertPrefix(buf: Uint8Array, info: PacketInfo, c: number, svc: Service): boolean {
+    const conns = this.conns;
+    const family = conns.clientFamily[c] === 4 ? 4 : 6;
+    const client = {
+      addr: conns.clientAddr.slice(c * 16, c * 16 + (family === 4 ? 4 : 16)),
+      port: conns.clientPort[c]!,
+    };
+    const vip = { addr: svc.vip, port: svc.vport };
+    const kind =
+      info.protocol === PROTO_TCP
+        ? this.config.profile.tcp?.carrier
+        : this.config.profile.udp?.carrier;
+    let n = 0;
+    if (kind === "proxy-v1") {
+      const repr = {
+        protocol: family === 4 ? "TCP4" : "TCP6",
+        source: client,
+        destination: vip,
+      } as const;
+      n = proxyV1Length(repr);
+      encodeProxyV1(repr, this.scratch, 0);
+    } else if (kind === "proxy-v2") {
+      const repr = {
+        command: "proxy",
+        transport: info.protocol === PROTO_TCP ? "stream" : "dgram",
+        source: client,
+        destination: vip,
+        tlvs: [],
+      } as const;
+      n = proxyV2Length(repr);
+      encodeProxyV2(repr, this.scratch, 0);
+    } else {
+      return false;
+    }
+    return this.prefix(buf, info, c, n);
+  }
+
+  private prefix(buf: Uint8Array, info: PacketInfo, c: number, n: number): boolean {
+    if (insertPayloadPrefix(buf, info, this.scratch, 0, n, this.config.mtu)) {
+      if (info.protocol === PROTO_TCP) this.conns.streamDelta[c] = n;
+      this.lastOutcome = CarrierOutcome.inserted;
+      this.count(Stat.carriersInserted);
+      return true;
+    }
+    this.lastOutcome = CarrierOutcome.failed;
+    this.count(Stat.carriersFailed);
+    return false;
+  }
+
+  private carryUdp(buf: Uint8Array, info: PacketInfo, c: number, svc: Service): void {
+    const u = this.config.profile.udp;
+    if (!u) return;
+    const conns = this.conns;
+    const n = conns.datagrams[c]!;
+    const clen = conns.clientFamily[c] === 4 ? 4 : 16;
+    const caddr = conns.clientAddr;
+    const cport = conns.clientPort[c]!;
+    if (u.carrier === "uoa") {
+      if (n > u.maxTrail) return;
+      const mtu = this.config.mtu;
+      const ok =
+        u.mode === "opp"
+          ? insertUoaOpp(buf, info, caddr, c * 16, clen, cport, mtu)
+          : insertUoaIpo(buf, info, caddr, c * 16, cport, mtu);
+      if (ok) {
+        this.lastOutcome = CarrierOutcome.inserted;
+        this.count(Stat.carriersInserted);
+      } else if (u.mode === "ipo") {
+        // DPVS sends the option alone in an empty datagram just before.
+        this.extraLength = writeUoaIpoProbe(
+          buf,
+          info,
+          caddr,
+          c * 16,
+          cport,
+          this.extra,
+          this.extraInfo,
+        );
+        this.lastOutcome = CarrierOutcome.inserted;
+        this.count(Stat.uoaProbes);
+        this.count(Stat.carriersInserted);
+      } else {
+        this.lastOutcome = CarrierOutcome.failed;
+        this.count(Stat.carriersFailed);
+      }
+    } else if (u.carrier === "spp") {
+      const vlen = svc.vip.length === 4 ? 4 : 16;
+      writeSppHeader(this.scratch, 0, caddr, c * 16, clen, cport, svc.vip, 0, vlen, svc.vport);
+      this.prefix(buf, info, c, SPP_LENGTH);
+    } else if (n === 1) {
+      this.insertPrefix(buf, info, c, svc);
+    }
+  }
+
+  // ---- server -> client -------------------------------------------------
+
+  /** An RS -> LIP packet becomes VIP -> client; returns its new length or -1. */
+  fromServer(buf: Uint8Array, len: number, now: number): number {
+    this.count(Stat.packetsFromServer);
+    this.lastConn = -1;
+    const info = this.info;
+    try {
+      info.parse(buf, len);
+    } catch (e) {
+      if (e instanceof CodecError) return this.drop(Stat.dropMalformed);
+      throw e;
+    }
+    if (info.isFragment) return this.drop(Stat.dropFragment);
+    const proto = info.protocol;
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return this.drop(Stat.dropProtocol);
+    const lips = info.family === 4 ? this.lips4 : this.lips6;
+    const li = findAddr(lips, buf, info.dstOffset, info.addrLength);
+    if (li < 0) return this.drop(Stat.dropNotForGateway);
+    const conns = this.conns;
+    const c = conns.findByServer(proto, info.family, li, readU16(buf, info.l4Offset + 2));
+    if (c < 0) return this.drop(Stat.dropNoConnection);
+    const svc = this.services[conns.service[c]!]!;
+    const rs = svc.servers[conns.server[c]!]!;
+    if (
+      readU16(buf, info.l4Offset) !== rs.port ||
+      !sameBytes(rs.addr, buf, info.srcOffset, info.addrLength)
+    ) {
+      return this.drop(Stat.dropServerMismatch);
+    }
+    this.lastConn = c;
+    if (proto === PROTO_TCP) {
+      const f = buf[info.l4Offset + TcpField.flags]!;
+      if (f & TcpFlag.syn && f & TcpFlag.ack) {
+        conns.serverIsnPlus1[c] = (readU32(buf, info.l4Offset + TcpField.seq) + 1) | 0;
+        conns.flags[c] = conns.flags[c]! | ConnFlag.serverIsnSeen;
+        if (conns.state[c] === ConnState.synSent) conns.state[c] = ConnState.synReceived;
+        if (this.toa?.lowerMss) {
+          const family = conns.clientFamily[c] === 4 ? 4 : 6;
+          lowerMss(buf, info, toaLength(this.toaFormat(c), family));
+        }
+      }
+      if (f & TcpFlag.rst) {
+        conns.state[c] = ConnState.closing;
+        conns.expires[c] = now + this.config.timeouts.tcpClose;
+      } else {
+        if (f & TcpFlag.fin) conns.flags[c] = conns.flags[c]! | ConnFlag.serverFin;
+        this.advance(c, now);
+      }
+      const delta = conns.streamDelta[c]!;
+      if (delta !== 0 && f & TcpFlag.ack) shiftSeq(buf, info, TcpField.ack, -delta);
+    } else {
+      conns.expires[c] = now + this.config.timeouts.udp;
+    }
+    if (conns.clientFamily[c] !== info.family) {
+      if (!translate4to6(buf, info, svc.vip, 0, conns.clientAddr, c * 16))
+        return this.drop(Stat.dropTooBig);
+    }
+    rewriteAddresses(
+      buf,
+      info,
+      svc.vip,
+      0,
+      svc.vport,
+      conns.clientAddr,
+      c * 16,
+      conns.clientPort[c]!,
+    );
+    this.count(Stat.packetsToClient);
+    this.count(Stat.bytesToClient, info.length);
+    return info.length;
+  }
+
+  // ---- housekeeping -----------------------------------------------------
+
+  /** Removes up to `budget` expired connections, scanning incrementally; returns how many. */
+  expire(now: number, budget = 256): number {
+    const conns = this.conns;
+    const slots = conns.slots;
+    if (slots === 0) return 0;
+    let removed = 0;
+    for (let i = 0; i < budget; i++) {
+      if (this.sweep >= slots) this.sweep = 0;
+      const c = this.sweep++;
+      if (conns.state[c] === ConnState.free || conns.expires[c]! > now) continue;
+      this.close(c);
+      removed++;
+    }
+    if (removed) {
+      this.count(Stat.connectionsExpired, removed);
+      this.stats[Stat.connectionsActive] = conns.size;
+    }
+    return removed;
+  }
+
+  private close(c: number): void {
+    const conns = this.conns;
+    const lips = conns.serverFamily[c] === 4 ? this.lips4 : this.lips6;
+    this.freePort(lips[conns.lip[c]!]!, conns.proto[c]!, conns.lport[c]!);
+    conns.remove(c);
+  }
+}
+
+function findAddr(lips: readonly Lip[], buf: Uint8Array, off: number, len: number): number {
+  for (let i = 0; i < lips.length; i++) if (sameBytes(lips[i]!.addr, buf, off, len)) return i;
+  return -1;
+}
+
+function sameBytes(a: Uint8Array, buf: Uint8Array, off: number, len: number): boolean {
+  if (a.length !== len) return false;
+  for (let i = 0; i < len; i++) if (a[i] !== buf[off + i]) return false;
+  return true;
+}
+
+/** Writes the TOA for a client held in the table; no Endpoint object per packet. */
+function writeToa(
+  f: ToaFormat,
+  out: Uint8Array,
+  addr: Uint8Array,
+  off: number,
+  family: 4 | 6,
+  port: number,
+): number {
+  // encodeToa wants an address array of the right length: reuse two views.
+  const view = family === 4 ? toaAddr4 : toaAddr16;
+  for (let i = 0; i < view.length; i++) view[i] = addr[off + i]!;
+  toaRepr.addr = view;
+  toaRepr.port = port;
+  return encodeToa(f, toaRepr, out, 0);
+}
+const toaAddr4 = new Uint8Array(4);
+const toaAddr16 = new Uint8Array(16);
+const toaRepr: { addr: Uint8Array; port: number } = { addr: toaAddr4, port: 0 };
+
+function shiftSeq(buf: Uint8Array, info: PacketInfo, field: number, delta: number): void {
+  const at = info.l4Offset + field;
+  const old = readU32(buf, at);
+  const v = (old + delta) >>> 0;
+  writeU32(buf, at, v);
+  const c = info.l4Offset + TcpField.checksum;
+  const cs = readU16(buf, c);
+  const n = adjust(cs, (old >>> 16) + (old & 0xffff), (v >>> 16) + (v & 0xffff));
+  buf[c] = n >> 8;
+  buf[c + 1] = n & 0xff;
+}

@@ -1,0 +1,67 @@
+/**
+ * Gateway counters: one Float64Array indexed by this table, so the packet
+ * loop bumps numbers without allocating and another thread can read the
+ * same memory (a SharedArrayBuffer) for `toasim stats`.
+ */
+export const Stat = {
+  packetsFromClient: 0,
+  packetsToServer: 1,
+  packetsFromServer: 2,
+  packetsToClient: 3,
+  bytesToServer: 4,
+  bytesToClient: 5,
+  connectionsCreated: 6,
+  connectionsActive: 7,
+  connectionsExpired: 8,
+  carriersInserted: 9,
+  carriersPruned: 10,
+  carriersFailed: 11,
+  uoaProbes: 12,
+  clientToaStripped: 13,
+  dropMalformed: 14,
+  dropFragment: 15,
+  dropProtocol: 16,
+  dropNoService: 17,
+  dropNoConnection: 18,
+  dropNotForGateway: 19,
+  dropServerMismatch: 20,
+  dropTableFull: 21,
+  dropPortsExhausted: 22,
+  dropTooBig: 23,
+  dropNoCarrierFamily: 24,
+} as const;
+export type Stat = (typeof Stat)[keyof typeof Stat];
+
+export const STAT_COUNT = Object.keys(Stat).length;
+
+export const STAT_NAMES: readonly string[] = Object.entries(Stat)
+  .sort((a, b) => a[1] - b[1])
+  .map(([k]) => k);
+
+/** Drop counters by reason, for the stats table. */
+export const DROP_REASONS = {
+  malformed: Stat.dropMalformed,
+  fragment: Stat.dropFragment,
+  "unsupported-protocol": Stat.dropProtocol,
+  "no-service": Stat.dropNoService,
+  "no-connection": Stat.dropNoConnection,
+  "not-for-gateway": Stat.dropNotForGateway,
+  "server-mismatch": Stat.dropServerMismatch,
+  "table-full": Stat.dropTableFull,
+  "ports-exhausted": Stat.dropPortsExhausted,
+  "too-big": Stat.dropTooBig,
+  "no-carrier-for-family": Stat.dropNoCarrierFamily,
+} as const;
+
+export function newStats(shared = false): Float64Array {
+  const bytes = STAT_COUNT * Float64Array.BYTES_PER_ELEMENT;
+  return new Float64Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+}
+
+export function statsObject(s: Float64Array): Record<string, number> {
+  const o: Record<string, number> = {};
+  STAT_NAMES.forEach((n, i) => {
+    o[n] = s[i] ?? 0;
+  });
+  return o;
+}
