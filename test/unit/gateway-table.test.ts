@@ -1,0 +1,154 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_TIMEOUTS, type GatewayConfig } from "../../src/fullnat-sim/config.js";
+import { ConnTable } from "../../src/fullnat-sim/conn-table.js";
+import { Gateway } from "../../src/fullnat-sim/gateway.js";
+import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import { Stat } from "../../src/fullnat-sim/stats.js";
+import { parseEndpoint, parseIp } from "../../src/option-codec/address.js";
+import { IpProtocol } from "../../src/option-codec/ipv4.js";
+import { emitPacket, ipHeaderFor, type L4Repr } from "../../src/option-codec/packet.js";
+import { TcpFlag } from "../../src/option-codec/tcp.js";
+
+const vip = parseEndpoint("203.0.113.10:80");
+const rsA = parseEndpoint("192.0.2.10:8080");
+const rsB = parseEndpoint("192.0.2.11:8080");
+const buf = new Uint8Array(2048);
+
+function config(over: Partial<GatewayConfig> = {}): GatewayConfig {
+  return {
+    profile: resolveProfile("dpvs"),
+    services: [
+      { vip, proto: "tcp", servers: [{ endpoint: rsA, weight: 1 }], scheduler: "rr" },
+      {
+        vip: parseEndpoint("203.0.113.10:53"),
+        proto: "udp",
+        servers: [{ endpoint: rsA, weight: 1 }],
+        scheduler: "rr",
+      },
+    ],
+    lips4: [parseIp("192.0.2.100"), parseIp("192.0.2.101")],
+    lips6: [],
+    portMin: 1025,
+    portMax: 65535,
+    mtu: 1500,
+    maxConnections: 100_000,
+    timeouts: DEFAULT_TIMEOUTS,
+    ...over,
+  };
+}
+
+function syn(clientIp: string, port: number): number {
+  const l4: L4Repr = {
+    protocol: IpProtocol.tcp,
+    tcp: {
+      srcPort: port,
+      dstPort: 80,
+      seq: 1,
+      ack: 0,
+      flags: TcpFlag.syn,
+      window: 1,
+      urgent: 0,
+      options: [],
+      payload: new Uint8Array(0),
+    },
+  };
+  const p = emitPacket({ ip: ipHeaderFor(parseIp(clientIp), vip.addr, l4), l4 });
+  buf.set(p);
+  return p.length;
+}
+
+describe("gateway connection handling", () => {
+  it("spreads connections 3:1 with weighted round-robin", () => {
+    const gw = new Gateway(
+      config({
+        services: [
+          {
+            vip,
+            proto: "tcp",
+            servers: [
+              { endpoint: rsA, weight: 3 },
+              { endpoint: rsB, weight: 1 },
+            ],
+            scheduler: "wrr",
+          },
+        ],
+      }),
+    );
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 40; i++) {
+      expect(gw.fromClient(buf, syn("198.51.100.7", 10000 + i), 0)).toBeGreaterThan(0);
+      const d = `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`;
+      seen[d] = (seen[d] ?? 0) + 1;
+    }
+    expect(seen).toEqual({ "192.0.2.10": 30, "192.0.2.11": 10 });
+  });
+
+  it("finds 50,000 connections by both keys, survives growth and removal", () => {
+    const gw = new Gateway(config());
+    for (let i = 0; i < 50_000; i++) {
+      const a = `198.51.100.${(i % 250) + 1}`;
+      expect(gw.fromClient(buf, syn(a, 1024 + Math.floor(i / 250)), 0)).toBeGreaterThan(0);
+    }
+    const t = gw.conns;
+    expect(t.size).toBe(50_000);
+    expect(gw.stats[Stat.connectionsActive]).toBe(50_000);
+    // Every connection is found again from its client side (no new one made).
+    for (let i = 0; i < 50_000; i += 97) {
+      gw.fromClient(buf, syn(`198.51.100.${(i % 250) + 1}`, 1024 + Math.floor(i / 250)), 0);
+    }
+    expect(t.size).toBe(50_000);
+    expect(t.byteSize / t.capacity).toBeLessThan(100);
+    // Everything expires once its SYN timeout has passed.
+    let removed = 0;
+    while (t.size > 0) removed += gw.expire(DEFAULT_TIMEOUTS.tcpSyn + 1, 10_000);
+    expect(removed).toBe(50_000);
+    expect(gw.stats[Stat.connectionsExpired]).toBe(50_000);
+  });
+
+  it("drops with ports-exhausted when every LIP port is taken, and reuses freed ports", () => {
+    const gw = new Gateway(
+      config({ lips4: [parseIp("192.0.2.100")], portMin: 2000, portMax: 2001 }),
+    );
+    expect(gw.fromClient(buf, syn("198.51.100.7", 1), 0)).toBeGreaterThan(0);
+    expect(gw.fromClient(buf, syn("198.51.100.7", 2), 0)).toBeGreaterThan(0);
+    expect(gw.fromClient(buf, syn("198.51.100.7", 3), 0)).toBe(-1);
+    expect(gw.stats[Stat.dropPortsExhausted]).toBe(1);
+    gw.expire(DEFAULT_TIMEOUTS.tcpSyn + 1);
+    expect(gw.fromClient(buf, syn("198.51.100.7", 3), DEFAULT_TIMEOUTS.tcpSyn + 2)).toBeGreaterThan(
+      0,
+    );
+  });
+
+  it("drops with table-full at maxConnections", () => {
+    const gw = new Gateway(config({ maxConnections: 3 }));
+    for (let i = 0; i < 3; i++)
+      expect(gw.fromClient(buf, syn("198.51.100.7", 100 + i), 0)).toBeGreaterThan(0);
+    expect(gw.fromClient(buf, syn("198.51.100.7", 200), 0)).toBe(-1);
+    expect(gw.stats[Stat.dropTableFull]).toBe(1);
+  });
+
+  it("counts packets for no service and malformed ones", () => {
+    const gw = new Gateway(config());
+    const n = syn("198.51.100.7", 5);
+    buf[19] = 99; // another VIP; the header checksum no longer matters to the lookup
+    expect(gw.fromClient(buf, n, 0)).toBe(-1);
+    expect(gw.stats[Stat.dropNoService]).toBe(1);
+    expect(gw.fromClient(buf, 10, 0)).toBe(-1);
+    expect(gw.stats[Stat.dropMalformed]).toBe(1);
+  });
+});
+
+describe("ConnTable", () => {
+  it("keeps hash chains intact when removing from the middle", () => {
+    const t = new ConnTable(1000, 8);
+    const a = parseIp("198.51.100.7");
+    const ids: number[] = [];
+    for (let p = 0; p < 200; p++) ids.push(t.add(6, a, 0, 4, p, 0, 0, 4, 0, 3000 + p));
+    for (let p = 0; p < 200; p += 3) t.remove(ids[p]!);
+    for (let p = 0; p < 200; p++) {
+      const want = p % 3 === 0 ? -1 : ids[p];
+      expect(t.findByClient(6, a, 0, 4, p, 0)).toBe(want);
+      expect(t.findByServer(6, 4, 0, 3000 + p)).toBe(want);
+    }
+  });
+});
