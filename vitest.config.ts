@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 // One project per test tier (ARCHITECTURE.md): unit needs nothing, oracle
-// needs tshark. e2e (root, netns, TUN) and kernel (QEMU) join later.
+// needs tshark, e2e needs root, network namespaces and TUN. The kernel
+// tier (QEMU) joins later.
 export default defineConfig({
   test: {
     projects: [
@@ -17,6 +18,14 @@ export default defineConfig({
           name: "oracle",
           include: ["test/oracle/**/*.test.ts"],
           testTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
         },
       },
     ],

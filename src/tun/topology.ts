@@ -1,0 +1,584 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { KernelTun } from "./device.js";
+import { TunError, TunErrorCode } from "./errors.js";
+import { inNetns, NETNS_DIR, netnsPath } from "./netns.js";
+
+/**
+ * The toasim topology: two network namespaces per instance, each with one
+ * TUN device whose fd toasim holds.
+ *
+ *   toasim-<id>-c: client addresses on lo, VIP ranges routed into tun-c
+ *   toasim-<id>-r: RS addresses on lo, the RS range (with the LIP pool) into tun-r
+ *
+ * Addresses, links and routes are set with `ip` (iproute2): netlink by hand
+ * would be a lot of code for a few dozen calls at start-up. The TUN devices
+ * are opened by KernelTun inside the namespaces, so nothing is ever created
+ * in the host's namespace.
+ */
+
+export const TopologyAddress = {
+  client4: "198.51.100.7",
+  client6: "2001:db8:c::7",
+  /** AnyIP: every address here can be bound in the client namespace. */
+  clientRange4: "198.51.100.0/24",
+  clientRange6: "2001:db8:c::/64",
+  vipRange4: "203.0.113.0/24",
+  vipRange6: "2001:db8:f::/64",
+  rs4: "192.0.2.10",
+  rs6: "2001:db8:5::10",
+  /** Routed into tun-r: the LIP pool (192.0.2.100-131, 2001:db8:5::100-131) lives here. */
+  rsRange4: "192.0.2.0/24",
+  rsRange6: "2001:db8:5::/64",
+} as const;
+
+export const CLIENT_TUN = "tun-c";
+export const SERVER_TUN = "tun-r";
+export const NS_PREFIX = "toasim-";
+/** Where `toasim down` finds what a killed instance left. */
+export const STATE_DIR = "/run/toasim";
+
+export interface TopologySpec {
+  /** Instance id (newInstanceId()): [A-Za-z0-9_], 1 to 32 characters. */
+  readonly id: string;
+  /** More RS addresses for lo in the server namespace, e.g. "192.0.2.11", "2001:db8:5::11". */
+  readonly extraRsAddresses?: readonly string[];
+  /** MTU of both TUN devices; 1500 when absent. */
+  readonly mtu?: number;
+}
+
+export interface Topology {
+  readonly id: string;
+  readonly clientNs: string;
+  readonly serverNs: string;
+  readonly clientTun: KernelTun;
+  readonly serverTun: KernelTun;
+  /**
+   * Closes the TUN fds, stops processes left in the namespaces, deletes the
+   * namespaces and the state file. Idempotent; throws the first failure
+   * after trying every step.
+   */
+  destroy(): void;
+}
+
+export interface TopologyState {
+  readonly pid: number;
+  readonly clientNs: string;
+  readonly serverNs: string;
+  /** ISO 8601. */
+  readonly startedAt: string;
+  /** The owner's start time (/proc/PID/stat field 22), so a reused pid is not taken for it. */
+  readonly pidStart?: number;
+  readonly [extra: string]: unknown;
+}
+
+export interface StateEntry {
+  readonly id: string;
+  readonly state: TopologyState;
+}
+
+export function newInstanceId(): string {
+  return randomBytes(3).toString("hex");
+}
+
+export function clientNsName(id: string): string {
+  return `${NS_PREFIX}${id}-c`;
+}
+
+export function serverNsName(id: string): string {
+  return `${NS_PREFIX}${id}-r`;
+}
+
+// ---------------------------------------------------------------------------
+// Preconditions and the `ip` command
+
+let ipBinary: string | null = null;
+
+/** The path of iproute2's `ip`: PATH first, then the sbin folders a non-login PATH may lack. */
+export function ipPath(): string {
+  if (ipBinary !== null) return ipBinary;
+  const dirs = [
+    ...(process.env["PATH"] ?? "").split(":"),
+    "/usr/sbin",
+    "/sbin",
+    "/usr/bin",
+    "/bin",
+  ];
+  for (const dir of dirs) {
+    if (dir === "") continue;
+    const p = join(dir, "ip");
+    try {
+      if (statSync(p).isFile()) {
+        ipBinary = p;
+        return p;
+      }
+    } catch {
+      // not in this folder
+    }
+  }
+  throw new TunError(TunErrorCode.commandFailed, "ip not found in PATH, /usr/sbin or /sbin", null, {
+    hint: "install iproute2 (apt-get install iproute2)",
+  });
+}
+
+/** Runs `ip ARGS`; returns stdout, or throws COMMAND_FAILED with ip's own error line. */
+export function runIp(args: readonly string[]): string {
+  const ip = ipPath();
+  try {
+    return execFileSync(ip, args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 10_000,
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string; status?: number | null };
+    if (err.code === "ENOENT") {
+      throw new TunError(TunErrorCode.commandFailed, `run ${ip} (iproute2)`, 2, { cause: e });
+    }
+    const detail = (err.stderr ?? "").trim().split("\n").join("; ") || err.message;
+    throw new TunError(TunErrorCode.commandFailed, `ip ${args.join(" ")}: ${detail}`, null, {
+      cause: e,
+    });
+  }
+}
+
+/** argv (ip path first) that runs `cmd` inside the namespace: spawn(argv[0], argv.slice(1)). */
+export function nsExecArgs(ns: string, cmd: readonly string[]): string[] {
+  netnsPath(ns);
+  return [ipPath(), "netns", "exec", ns, ...cmd];
+}
+
+/** Throws NOT_ROOT, NO_TUN_SUPPORT or COMMAND_FAILED when a topology cannot be created here. */
+export function checkPreconditions(): void {
+  if (process.platform !== "linux") {
+    throw new TunError(
+      TunErrorCode.noTunSupport,
+      `network namespaces and TUN devices need Linux (this is ${process.platform})`,
+    );
+  }
+  if (process.geteuid?.() !== 0) {
+    throw new TunError(
+      TunErrorCode.notRoot,
+      "toasim needs root to create network namespaces and TUN devices",
+    );
+  }
+  if (!existsSync("/dev/net/tun")) {
+    throw new TunError(TunErrorCode.noTunSupport, "/dev/net/tun is missing", null, {
+      hint: "load the tun module (modprobe tun) or use a kernel built with CONFIG_TUN=y/m",
+    });
+  }
+  runIp(["-V"]);
+}
+
+// ---------------------------------------------------------------------------
+// Creation
+
+/**
+ * Before any TUN exists in the namespace, so that the devices inherit the
+ * "default" values. Written to /proc/sys while the thread is switched into
+ * the namespace (/proc/sys/net resolves to the opening thread's namespace)
+ * rather than by `ip netns exec NS sysctl -w`: no process per namespace, no
+ * dependency on procps, and a failure comes back as an errno naming the file.
+ */
+const SYSCTLS = [
+  // Packets from the gateway come from addresses with no route back through
+  // the TUN they arrived on (the LIP, the VIP): strict reverse-path filtering
+  // would drop them.
+  ["net/ipv4/conf/all/rp_filter", "0"],
+  ["net/ipv4/conf/default/rp_filter", "0"],
+  // A host with devconf_inherit_init_net=1 would pass its own values in.
+  ["net/ipv6/conf/all/disable_ipv6", "0"],
+  ["net/ipv6/conf/default/disable_ipv6", "0"],
+  ["net/ipv6/conf/all/accept_dad", "0"],
+  ["net/ipv6/conf/default/accept_dad", "0"],
+  // No link-local address on the TUNs and no Router Solicitation read from
+  // the fd when they come up: the gateway sees only traffic it is meant for.
+  ["net/ipv6/conf/default/addr_gen_mode", "1"],
+  ["net/ipv6/conf/default/router_solicitations", "0"],
+] as const;
+
+/**
+ * Client side only: IPv4 binds to any address of a `local` route (AnyIP),
+ * IPv6 does not (EADDRNOTAVAIL on 6.x kernels, measured), so a synthetic
+ * client bound to 2001:db8:c::99 needs non-local binds allowed. The local
+ * route still decides that replies to it are delivered here.
+ */
+const CLIENT_SYSCTLS = [["net/ipv6/ip_nonlocal_bind", "1"]] as const;
+
+function setSysctls(ns: string, extra: readonly (readonly [string, string])[]): void {
+  inNetns(ns, () => {
+    for (const [key, value] of [...SYSCTLS, ...extra]) {
+      try {
+        writeFileSync(`/proc/sys/${key}`, value);
+      } catch (e) {
+        const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 0) || null;
+        throw new TunError(
+          TunErrorCode.sysctlFailed,
+          `sysctl ${key.replaceAll("/", ".")}=${value} in netns ${ns}`,
+          errno,
+          { cause: e },
+        );
+      }
+    }
+  });
+}
+
+function rsAddressArgs(ns: string, addr: string): string[] {
+  const v6 = addr.includes(":");
+  const prefixed = addr.includes("/") ? addr : `${addr}/${v6 ? 128 : 32}`;
+  return v6
+    ? ["-n", ns, "-6", "addr", "add", prefixed, "dev", "lo", "nodad"]
+    : ["-n", ns, "addr", "add", prefixed, "dev", "lo"];
+}
+
+/**
+ * Creates the two namespaces and their TUN devices, addresses and routes.
+ * On any failure everything created so far is removed before the error is
+ * thrown. A process "exit" hook destroys the topology if the owner forgets;
+ * after SIGKILL, cleanupStale() finds it through the state file.
+ */
+export function createTopology(spec: TopologySpec): Topology {
+  const id = spec.id;
+  if (!/^[A-Za-z0-9_]{1,32}$/.test(id)) {
+    throw new TunError(
+      TunErrorCode.invalidArgument,
+      `topology id ${JSON.stringify(id)}: use 1 to 32 letters, digits or _`,
+    );
+  }
+  const mtu = spec.mtu ?? 1500;
+  if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) {
+    throw new TunError(
+      TunErrorCode.invalidArgument,
+      `topology ${id}: MTU ${mtu} (IPv6 needs at least 1280)`,
+    );
+  }
+  checkPreconditions();
+  const clientNs = clientNsName(id);
+  const serverNs = serverNsName(id);
+  const owner = listStates().find((e) => e.id === id);
+  if (owner !== undefined && ownerAlive(owner.state)) {
+    throw new TunError(
+      TunErrorCode.topologyExists,
+      `topology ${id} belongs to running process ${owner.state.pid}`,
+    );
+  }
+  for (const ns of [clientNs, serverNs]) {
+    if (existsSync(netnsPath(ns))) {
+      throw new TunError(TunErrorCode.topologyExists, `netns ${ns} already exists`, null, {
+        hint: "another toasim instance uses this id, or run toasim down to remove leftovers",
+      });
+    }
+  }
+
+  const parts: Parts = { id, namespaces: [], tuns: [], state: false };
+  try {
+    // The state file comes first: cleanupStale() in another process treats
+    // a toasim namespace without a live owner as a leftover, and must not
+    // take one being set up here for one.
+    writeState(id, {
+      pid: process.pid,
+      clientNs,
+      serverNs,
+      startedAt: new Date().toISOString(),
+    });
+    parts.state = true;
+    for (const ns of [clientNs, serverNs]) {
+      runIp(["netns", "add", ns]);
+      parts.namespaces.push(ns);
+      runIp(["-n", ns, "link", "set", "lo", "up"]);
+      setSysctls(ns, ns === clientNs ? CLIENT_SYSCTLS : []);
+    }
+    const clientTun = KernelTun.open(CLIENT_TUN, { netns: clientNs });
+    parts.tuns.push(clientTun);
+    const serverTun = KernelTun.open(SERVER_TUN, { netns: serverNs });
+    parts.tuns.push(serverTun);
+
+    const A = TopologyAddress;
+    const c = ["-n", clientNs];
+    runIp([...c, "link", "set", CLIENT_TUN, "mtu", String(mtu), "up"]);
+    runIp([...c, "addr", "add", `${A.client4}/32`, "dev", "lo"]);
+    runIp([...c, "-6", "addr", "add", `${A.client6}/128`, "dev", "lo", "nodad"]);
+    runIp([...c, "route", "add", "local", A.clientRange4, "dev", "lo"]);
+    runIp([...c, "-6", "route", "add", "local", A.clientRange6, "dev", "lo"]);
+    runIp([...c, "route", "add", A.vipRange4, "dev", CLIENT_TUN, "src", A.client4]);
+    runIp([...c, "-6", "route", "add", A.vipRange6, "dev", CLIENT_TUN, "src", A.client6]);
+
+    const r = ["-n", serverNs];
+    runIp([...r, "link", "set", SERVER_TUN, "mtu", String(mtu), "up"]);
+    for (const addr of [A.rs4, A.rs6, ...(spec.extraRsAddresses ?? [])]) {
+      runIp(rsAddressArgs(serverNs, addr));
+    }
+    runIp([...r, "route", "add", A.rsRange4, "dev", SERVER_TUN]);
+    runIp([...r, "-6", "route", "add", A.rsRange6, "dev", SERVER_TUN]);
+
+    let destroyed = false;
+    const onExit = (): void => {
+      try {
+        topology.destroy();
+      } catch {
+        // exiting anyway; cleanupStale() gets what is left
+      }
+    };
+    const topology: Topology = {
+      id,
+      clientNs,
+      serverNs,
+      clientTun,
+      serverTun,
+      destroy() {
+        if (destroyed) return;
+        destroyed = true;
+        process.removeListener("exit", onExit);
+        const errors = teardown(parts);
+        if (errors[0] !== undefined) throw errors[0];
+      },
+    };
+    process.on("exit", onExit);
+    return topology;
+  } catch (e) {
+    teardown(parts);
+    throw e;
+  }
+}
+
+interface Parts {
+  readonly id: string;
+  readonly namespaces: string[];
+  readonly tuns: KernelTun[];
+  state: boolean;
+}
+
+/** Undoes what `parts` records, in an order that works; returns the failures. */
+function teardown(parts: Parts): unknown[] {
+  const errors: unknown[] = [];
+  // fds first: an open TUN fd keeps its namespace alive after `ip netns del`.
+  for (const tun of parts.tuns.splice(0)) {
+    try {
+      tun.close();
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  for (const ns of parts.namespaces.splice(0)) {
+    try {
+      deleteNamespace(ns);
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  if (parts.state) {
+    parts.state = false;
+    try {
+      removeState(parts.id);
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  return errors;
+}
+
+// ---------------------------------------------------------------------------
+// Teardown of namespaces
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the thread: teardown is synchronous so that it can run in an "exit" hook. */
+function sleepMs(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+function nsPids(ns: string): number[] {
+  let out: string;
+  try {
+    out = runIp(["netns", "pids", ns]);
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const line of out.split("\n")) {
+    const pid = Number.parseInt(line, 10);
+    // Never ourselves: a thread of ours could be switched in for a moment.
+    if (pid > 0 && pid !== process.pid) pids.push(pid);
+  }
+  return pids;
+}
+
+function signal(pids: readonly number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Stops the processes in `ns` (SIGTERM, then SIGKILL after half a second)
+ * and deletes it. A namespace that does not exist is not an error.
+ */
+export function deleteNamespace(ns: string): void {
+  if (!existsSync(netnsPath(ns))) return;
+  let pids = nsPids(ns);
+  if (pids.length > 0) {
+    signal(pids, "SIGTERM");
+    // A dead process leaves the namespace at once, even while still a zombie.
+    for (let waited = 0; waited < 500 && pids.length > 0; waited += 25) {
+      sleepMs(25);
+      pids = nsPids(ns);
+    }
+    signal(pids, "SIGKILL");
+  }
+  runIp(["netns", "del", ns]);
+}
+
+// ---------------------------------------------------------------------------
+// State records
+
+function statePath(id: string): string {
+  if (!/^[A-Za-z0-9_]{1,32}$/.test(id)) {
+    throw new TunError(TunErrorCode.invalidArgument, `topology id ${JSON.stringify(id)}`);
+  }
+  return join(STATE_DIR, `${id}.json`);
+}
+
+/** Start time in clock ticks of a running process, null if it is gone or a zombie. */
+function processStart(pid: number): number | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may hold spaces and parentheses: split after the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const st = fields[0];
+  if (st === undefined || st === "Z" || st === "X" || st === "x") return null;
+  const start = Number(fields[19]);
+  return Number.isFinite(start) ? start : null;
+}
+
+/** Whether the process that wrote `state` is still the one running under its pid. */
+export function ownerAlive(state: TopologyState): boolean {
+  if (!Number.isInteger(state.pid) || state.pid <= 0) return false;
+  const start = processStart(state.pid);
+  if (start === null) return false;
+  return state.pidStart === undefined || state.pidStart === start;
+}
+
+/**
+ * Writes /run/toasim/<id>.json (folder mode 0700, file 0600) by rename, so
+ * a reader never sees half a file. Fills in pidStart from /proc when absent.
+ */
+export function writeState(id: string, state: TopologyState): void {
+  const path = statePath(id);
+  const start = state.pidStart ?? processStart(state.pid);
+  const record: TopologyState = start === null ? state : { ...state, pidStart: start };
+  try {
+    mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+    chmodSync(STATE_DIR, 0o700);
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 0) || null;
+    throw new TunError(TunErrorCode.stateFailed, `write state ${path}`, errno, { cause: e });
+  }
+}
+
+/**
+ * Every state record. A file that does not parse gets pid 0 (an unknown
+ * owner, so cleanupStale() removes it with its namespaces).
+ */
+export function listStates(): StateEntry[] {
+  let names: string[];
+  try {
+    names = readdirSync(STATE_DIR);
+  } catch {
+    return [];
+  }
+  const entries: StateEntry[] = [];
+  for (const name of names) {
+    const id = name.endsWith(".json") ? name.slice(0, -5) : null;
+    if (id === null || !/^[A-Za-z0-9_]{1,32}$/.test(id)) continue;
+    let state: TopologyState;
+    try {
+      const raw = JSON.parse(readFileSync(join(STATE_DIR, name), "utf8")) as Partial<TopologyState>;
+      state = {
+        ...raw,
+        pid: typeof raw.pid === "number" ? raw.pid : 0,
+        clientNs: typeof raw.clientNs === "string" ? raw.clientNs : clientNsName(id),
+        serverNs: typeof raw.serverNs === "string" ? raw.serverNs : serverNsName(id),
+        startedAt: typeof raw.startedAt === "string" ? raw.startedAt : "",
+      };
+    } catch {
+      state = { pid: 0, clientNs: clientNsName(id), serverNs: serverNsName(id), startedAt: "" };
+    }
+    entries.push({ id, state });
+  }
+  return entries;
+}
+
+export function removeState(id: string): void {
+  rmSync(statePath(id), { force: true });
+}
+
+/** Names of the toasim namespaces present (`ip netns list`, read from its folder). */
+export function listToasimNamespaces(): string[] {
+  try {
+    return readdirSync(NETNS_DIR).filter((n) => n.startsWith(NS_PREFIX));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Removes what dead instances left: every toasim-* namespace whose owner
+ * (per its state file) is not running, or that has no state file, with the
+ * processes in it; then the state files of dead owners. Instances whose
+ * owner runs are left alone, so this is safe while other instances work.
+ */
+export function cleanupStale(): { removed: string[]; removedStates: string[] } {
+  // Namespaces before states: a live instance writes its state before its
+  // namespaces, so any namespace seen here has its state file visible below.
+  const namespaces = listToasimNamespaces();
+  const states = listStates();
+  const live = new Set<string>();
+  for (const { state } of states) {
+    if (ownerAlive(state)) {
+      live.add(state.clientNs);
+      live.add(state.serverNs);
+    }
+  }
+  const removed: string[] = [];
+  const errors: unknown[] = [];
+  for (const ns of namespaces) {
+    if (live.has(ns)) continue;
+    try {
+      deleteNamespace(ns);
+      removed.push(ns);
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  const removedStates: string[] = [];
+  for (const { id, state } of states) {
+    if (ownerAlive(state)) continue;
+    removeState(id);
+    removedStates.push(id);
+  }
+  if (errors[0] !== undefined) throw errors[0];
+  return { removed, removedStates };
+}
