@@ -1,30 +1,13 @@
 import type { Command } from "commander";
 import { craftExchange } from "../craft/exchange.js";
 import { CarrierOutcome, unsupportedFlow } from "../fullnat-sim/gateway.js";
-import {
-  isProfileName,
-  PROFILE_NAMES,
-  PROFILES,
-  ProfileError,
-  type ProfileSettings,
-  resolveProfile,
-  type ToaCarry,
-} from "../fullnat-sim/profiles.js";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
-import { TOA_LAYOUTS, ToaLayout } from "../option-codec/toa.js";
+import { ToaLayout } from "../option-codec/toa.js";
 import { PcapWriter } from "../tun/pcap-writer.js";
 import { CliError } from "./errors.js";
-import { choiceFlag, endpointFlag, intFlag, listFlag } from "./parse-flags.js";
-
-const CARRY_NAMES = {
-  syn: "syn",
-  "handshake-ack": "handshakeAck",
-  data: "dataUntilAcked",
-  fin: "fin",
-  every: "every",
-} as const satisfies Record<string, keyof ToaCarry>;
-type CarryName = keyof typeof CARRY_NAMES;
+import { choiceFlag, endpointFlag, intFlag } from "./parse-flags.js";
+import { addProfileOptions, type ProfileFlags, profileFrom, profileList } from "./profile-flags.js";
 
 // Documentation addresses from ARCHITECTURE.md.
 const DEFAULTS = {
@@ -37,20 +20,12 @@ const DEFAULTS = {
   lip6: "[2001:db8:5::100]:5000",
 } as const;
 
-interface CraftFlags {
-  profile: string;
+interface CraftFlags extends ProfileFlags {
   proto: string;
   client: string;
   vip?: string;
   rs?: string;
   lip?: string;
-  uoa?: string;
-  maxTrail?: string;
-  toaKind?: string;
-  toaKindV6?: string;
-  toaLayout?: string;
-  afOrder?: string;
-  carry?: string;
   mtu: string;
   side: string;
   datagrams: string;
@@ -59,18 +34,18 @@ interface CraftFlags {
 }
 
 export function registerCraft(program: Command, io: { out: (s: string) => void }): void {
-  program
-    .command("craft")
+  const cmd = program.command("craft");
+  addProfileOptions(cmd);
+  cmd
     .summary("write a pcap of one exchange as a gateway would send it")
     .description(
       "Writes a pcap (raw IP, readable by Wireshark and tshark) of a complete exchange -\n" +
         "TCP: handshake, request, response, close; UDP: a few datagrams each way -\n" +
         "as the chosen gateway profile delivers it to the real server (--side server),\n" +
         "or as the client sees it (--side client).\n\n" +
-        `Profiles:\n${PROFILE_NAMES.map((n) => `  ${n.padEnd(11)} ${PROFILES[n].summary}`).join("\n")}`,
+        `Profiles:\n${profileList()}`,
     )
     .requiredOption("--out <file>", "pcap file to write")
-    .option("--profile <name>", `gateway profile (${PROFILE_NAMES.join(", ")})`, "dpvs")
     .option("--proto <proto>", "tcp or udp", "tcp")
     .option("--client <addr:port>", "client address (IPv6 as [addr]:port)", DEFAULTS.client4)
     .option(
@@ -84,19 +59,6 @@ export function registerCraft(program: Command, io: { out: (s: string) => void }
     .option(
       "--lip <addr:port>",
       `gateway local address toward the server (default ${DEFAULTS.lip4} or ${DEFAULTS.lip6})`,
-    )
-    .option("--uoa <mode>", "UDP: UOA mode opp or ipo (profiles dpvs, noa, custom)")
-    .option("--max-trail <n>", "UDP: how many first datagrams carry the UOA")
-    .option(
-      "--toa-kind <n>",
-      "override the TOA option kind (v4 clients, and v6 unless --toa-kind-v6)",
-    )
-    .option("--toa-kind-v6 <n>", "override the TOA option kind for IPv6 clients")
-    .option("--toa-layout <layout>", `override the TOA layout (${TOA_LAYOUTS.join(", ")})`)
-    .option("--af-order <order>", "ttm_peer af byte order: host or network")
-    .option(
-      "--carry <list>",
-      `packets that carry the TOA, comma-separated: ${Object.keys(CARRY_NAMES).join(", ")}`,
     )
     .option("--mtu <bytes>", "path MTU toward the server", "1500")
     .option("--side <side>", "server, client or both", "server")
@@ -114,22 +76,6 @@ export function registerCraft(program: Command, io: { out: (s: string) => void }
     });
 }
 
-function settingsFrom(f: CraftFlags): ProfileSettings {
-  const s: { -readonly [K in keyof ProfileSettings]: ProfileSettings[K] } = {};
-  if (f.toaKind !== undefined) s.toaKind = intFlag("--toa-kind", f.toaKind, 2, 255);
-  if (f.toaKindV6 !== undefined) s.toaKindV6 = intFlag("--toa-kind-v6", f.toaKindV6, 2, 255);
-  if (f.toaLayout !== undefined) s.toaLayout = choiceFlag("--toa-layout", f.toaLayout, TOA_LAYOUTS);
-  if (f.afOrder !== undefined)
-    s.afOrder = choiceFlag("--af-order", f.afOrder, ["host", "network"] as const);
-  if (f.carry !== undefined) {
-    const names = listFlag<CarryName>("--carry", f.carry, Object.keys(CARRY_NAMES) as CarryName[]);
-    s.carry = names.map((n) => CARRY_NAMES[n]);
-  }
-  if (f.uoa !== undefined) s.uoaMode = choiceFlag("--uoa", f.uoa, ["opp", "ipo"] as const);
-  if (f.maxTrail !== undefined) s.maxTrail = intFlag("--max-trail", f.maxTrail, 0, 1_000_000);
-  return s;
-}
-
 function defaulted(
   flag: string,
   given: string | undefined,
@@ -141,13 +87,7 @@ function defaulted(
 }
 
 function craft(f: CraftFlags, io: { out: (s: string) => void }): void {
-  if (!isProfileName(f.profile)) {
-    throw new CliError(
-      "BAD_FLAG",
-      "--profile",
-      `unknown profile "${f.profile}" (one of ${PROFILE_NAMES.join(", ")})`,
-    );
-  }
+  const profile = profileFrom(f);
   const proto = choiceFlag("--proto", f.proto, ["tcp", "udp"] as const);
   const side = choiceFlag("--side", f.side, ["server", "client", "both"] as const);
   const mtu = intFlag("--mtu", f.mtu, 576, 65535);
@@ -184,13 +124,6 @@ function craft(f: CraftFlags, io: { out: (s: string) => void }): void {
       f.uoa !== undefined ? "--uoa" : "--max-trail",
       "applies to --proto udp only",
     );
-  }
-  let profile: ReturnType<typeof resolveProfile>;
-  try {
-    profile = resolveProfile(f.profile, settingsFrom(f));
-  } catch (e) {
-    if (e instanceof ProfileError) throw new CliError("BAD_COMBINATION", "--profile", e.message);
-    throw e;
   }
   if (
     profile.tcp?.carrier === "toa" &&

@@ -6,7 +6,7 @@
 export class CliError extends Error {
   override readonly name = "CliError";
   constructor(
-    readonly code: "BAD_FLAG" | "BAD_COMBINATION" | "IO",
+    readonly code: "BAD_FLAG" | "BAD_COMBINATION" | "IO" | "NO_INSTANCE" | "RUNTIME",
     readonly flag: string | null,
     message: string,
     readonly exitCode = 2,

@@ -1,6 +1,8 @@
 import { Command, CommanderError } from "commander";
 import { registerCraft } from "./craft.js";
 import { CliError } from "./errors.js";
+import { registerInstanceCommands } from "./instance-commands.js";
+import { registerUp } from "./up.js";
 
 export interface Io {
   out: (s: string) => void;
@@ -28,13 +30,17 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       outputError: () => {},
     });
   registerCraft(program, io);
+  registerUp(program, io);
+  registerInstanceCommands(program, io);
   program.commands.forEach((c) => {
     c.exitOverride();
     c.configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} });
   });
   try {
+    // A command that runs a child (exec) passes on its exit code this way.
+    process.exitCode = undefined;
     await program.parseAsync([...argv], { from: "user" });
-    return 0;
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (

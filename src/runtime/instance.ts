@@ -1,0 +1,194 @@
+import { rmSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { GatewayConfig } from "../fullnat-sim/config.js";
+import { newStats, Stat, statsObject } from "../fullnat-sim/stats.js";
+import {
+  checkPreconditions,
+  createTopology,
+  newInstanceId,
+  removeState,
+  STATE_DIR,
+  type Topology,
+  writeState,
+} from "../tun/topology.js";
+import type { FromWorker, ToWorker, WorkerInput } from "./worker.js";
+
+export function controlSocketPath(id: string): string {
+  return join(STATE_DIR, `${id}.sock`);
+}
+
+export interface InstanceInfo {
+  readonly id: string;
+  readonly clientNs: string;
+  readonly serverNs: string;
+  readonly socket: string;
+}
+
+export interface RunningInstance {
+  readonly info: InstanceInfo;
+  /** Resolves when the instance has stopped and everything is removed. */
+  readonly stopped: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a gateway instance: namespaces and TUNs, the packet worker, and a
+ * control socket for `toasim stats` and `toasim capture`. Everything it
+ * creates is removed by stop(), and also if the process exits any other
+ * way it can notice (see the exit hook); after a SIGKILL, `toasim down`.
+ */
+export async function startInstance(
+  config: GatewayConfig,
+  extraRsAddresses: readonly string[] = [],
+): Promise<RunningInstance> {
+  checkPreconditions();
+  const id = newInstanceId();
+  const clientNs = `toasim-${id}-c`;
+  const serverNs = `toasim-${id}-r`;
+  const socket = controlSocketPath(id);
+  let topo: Topology | null = null;
+  let worker: Worker | null = null;
+  let server: Server | null = null;
+  let done = false;
+  const exitHook = () => teardownSync();
+  const teardownSync = () => {
+    if (done) return;
+    done = true;
+    process.off("exit", exitHook);
+    try {
+      topo?.destroy();
+    } finally {
+      rmSync(socket, { force: true });
+      removeState(id);
+    }
+  };
+  process.on("exit", exitHook);
+  try {
+    // createTopology writes the state file before the namespaces; add where
+    // the control socket is, for the commands that talk to this instance.
+    topo = createTopology({ id, extraRsAddresses });
+    const startedAt = new Date().toISOString();
+    writeState(id, { pid: process.pid, clientNs, serverNs, startedAt, socket });
+  } catch (e) {
+    teardownSync();
+    throw e;
+  }
+  const statsBuf = newStats(true);
+  const control = new SharedArrayBuffer(4);
+  const input: WorkerInput = {
+    config,
+    clientFd: topo.clientTun.fd,
+    serverFd: topo.serverTun.fd,
+    stats: statsBuf.buffer as SharedArrayBuffer,
+    control,
+  };
+  const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: input });
+  worker = w;
+  const captureWaiters = new Map<string, (m: FromWorker) => void>();
+  let workerError: string | null = null;
+  const ready = new Promise<void>((resolve, reject) => {
+    w.on("message", (m: FromWorker) => {
+      if (m.type === "ready") resolve();
+      else if (m.type === "error") {
+        workerError = m.message;
+        reject(new Error(`packet worker: ${m.message}`));
+      } else if (m.type === "capture-started" || m.type === "capture-done") {
+        captureWaiters.get(m.side)?.(m);
+      }
+    });
+    w.on("error", (e) => reject(e));
+    w.on("exit", (code) => reject(new Error(`packet worker exited (${code}) before it was ready`)));
+  });
+  const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      Atomics.store(new Int32Array(control), 0, 1);
+      const timeout = new Promise<void>((r) => setTimeout(r, 2000).unref());
+      await Promise.race([exited, timeout]);
+      await worker?.terminate();
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      teardownSync();
+    })();
+    return stopping;
+  };
+  try {
+    await ready;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  server = createServer((s) => handleControl(s, statsBuf, w, captureWaiters, stop));
+  await new Promise<void>((resolve, reject) => {
+    server!.once("error", reject);
+    rmSync(socket, { force: true });
+    server!.listen(socket, () => resolve());
+  });
+  void workerError;
+  return {
+    info: { id, clientNs, serverNs, socket },
+    stopped: exited.then(() => stop()),
+    stop,
+  };
+}
+
+type ControlRequest =
+  | { cmd: "stats" }
+  | { cmd: "capture"; side: "client" | "server"; path: string; count: number }
+  | { cmd: "capture-stop" }
+  | { cmd: "stop" };
+
+function handleControl(
+  s: Socket,
+  stats: Float64Array,
+  w: Worker,
+  waiters: Map<string, (m: FromWorker) => void>,
+  stop: () => Promise<void>,
+): void {
+  let input = "";
+  s.setEncoding("utf8");
+  s.on("error", () => {});
+  let capturing: "client" | "server" | null = null;
+  s.on("data", (chunk: string) => {
+    input += chunk;
+    const nl = input.indexOf("\n");
+    if (nl < 0) return;
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(input.slice(0, nl)) as ControlRequest;
+    } catch {
+      s.end(`${JSON.stringify({ ok: false, error: "bad request" })}\n`);
+      return;
+    }
+    input = input.slice(nl + 1);
+    if (req.cmd === "capture-stop") {
+      if (capturing) w.postMessage({ type: "capture-stop", side: capturing } satisfies ToWorker);
+      return;
+    }
+    if (req.cmd === "stats") {
+      const o = statsObject(stats);
+      s.end(`${JSON.stringify({ ok: true, stats: o, active: stats[Stat.connectionsActive] })}\n`);
+    } else if (req.cmd === "capture") {
+      const side = req.side;
+      capturing = side;
+      waiters.set(side, (m) => {
+        s.write(`${JSON.stringify({ ok: true, ...m })}\n`);
+        if (m.type === "capture-done") {
+          waiters.delete(side);
+          s.end();
+        }
+      });
+      s.on("close", () => {
+        if (waiters.has(side)) w.postMessage({ type: "capture-stop", side } satisfies ToWorker);
+      });
+      w.postMessage({ type: "capture", side, path: req.path, count: req.count } satisfies ToWorker);
+    } else if (req.cmd === "stop") {
+      s.end(`${JSON.stringify({ ok: true })}\n`);
+      void stop();
+    } else {
+      s.end(`${JSON.stringify({ ok: false, error: "unknown command" })}\n`);
+    }
+  });
+}

@@ -1,0 +1,86 @@
+import type { Gateway } from "../fullnat-sim/gateway.js";
+import type { TunDevice } from "../tun/device.js";
+import type { PcapWriter } from "../tun/pcap-writer.js";
+
+/** Packets taken from one device per wake-up before turning to the other, for fairness. */
+const BATCH = 256;
+/** Room for a full-size packet plus what the gateway may add to it. */
+const BUFFER = 65535 + 512;
+
+export interface LoopCounters {
+  /** Packets the kernel would not take (queue full): dropped, as a link would. */
+  writeBusy: number;
+}
+
+/**
+ * Moves packets between the two TUN devices through the gateway, run to
+ * completion: read, translate in place, write, with one reused buffer. The
+ * same loop runs over MemoryTun in the unit tests.
+ */
+export class PacketLoop {
+  readonly counters: LoopCounters = { writeBusy: 0 };
+  /** Optional captures of what crosses each side (the worker sets them on request). */
+  clientCapture: PcapWriter | null = null;
+  serverCapture: PcapWriter | null = null;
+  private readonly buf = new Uint8Array(BUFFER);
+
+  constructor(
+    readonly gateway: Gateway,
+    readonly client: TunDevice,
+    readonly server: TunDevice,
+    readonly clock: () => number,
+  ) {}
+
+  /** Drains up to BATCH packets from the client side; returns how many were read. */
+  fromClient(): number {
+    const { buf, gateway: gw } = this;
+    let n = 0;
+    for (; n < BATCH; n++) {
+      const len = this.client.read(buf);
+      if (len === 0) break;
+      const now = this.clock();
+      this.clientCapture?.write(buf, len, now * 1000);
+      const out = gw.fromClient(buf, len, now);
+      if (gw.extraLength > 0)
+        this.send(this.server, gw.extra, gw.extraLength, this.serverCapture, now);
+      if (out > 0) this.send(this.server, buf, out, this.serverCapture, now);
+    }
+    return n;
+  }
+
+  /** Drains up to BATCH packets from the server side. */
+  fromServer(): number {
+    const { buf, gateway: gw } = this;
+    let n = 0;
+    for (; n < BATCH; n++) {
+      const len = this.server.read(buf);
+      if (len === 0) break;
+      const now = this.clock();
+      this.serverCapture?.write(buf, len, now * 1000);
+      const out = gw.fromServer(buf, len, now);
+      if (out > 0) this.send(this.client, buf, out, this.clientCapture, now);
+    }
+    return n;
+  }
+
+  private send(
+    dev: TunDevice,
+    buf: Uint8Array,
+    len: number,
+    cap: PcapWriter | null,
+    now: number,
+  ): void {
+    cap?.write(buf, len, now * 1000);
+    if (!dev.write(buf, len)) this.counters.writeBusy++;
+  }
+
+  /** Both sides until neither has anything (for in-memory devices). */
+  pump(): number {
+    let total = 0;
+    for (;;) {
+      const n = this.fromClient() + this.fromServer();
+      if (n === 0) return total;
+      total += n;
+    }
+  }
+}
