@@ -6,8 +6,11 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # Debian packages, by the tier that needs them.
-#   tshark: the independent decoder of the oracle tests.
-DEBS="tshark"
+#   tshark (with dumpcap): the independent decoder of the oracle and e2e tests.
+#   iproute2: namespaces, addresses, routes (the gateway itself needs it).
+#   curl, socat, python3: real clients and servers of the e2e tests and demo.
+#   nginx: a real server that parses PROXY protocol v2.
+DEBS="tshark iproute2 curl socat python3 nginx"
 
 missing=""
 for p in $DEBS; do
@@ -17,8 +20,19 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages:$missing"
     apt-get update -qq
+    # Packages with a service (nginx) must not start one on the host: the
+    # tests run their own servers inside toasim's namespaces only.
+    blocker=/usr/sbin/policy-rc.d
+    own_blocker=false
+    if [ ! -e "$blocker" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$blocker" && chmod +x "$blocker" && own_blocker=true
+    fi
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null || {
+      [ "$own_blocker" = true ] && rm -f "$blocker"
+      exit 1
+    }
+    [ "$own_blocker" = true ] && rm -f "$blocker"
   elif [ "${CI:-}" = "true" ]; then
     echo "setup: missing Debian packages:$missing, and not root to install them" >&2
     exit 1

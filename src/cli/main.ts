@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerCraft } from "./craft.js";
+import { registerDemo } from "./demo.js";
 import { CliError } from "./errors.js";
 import { registerInstanceCommands } from "./instance-commands.js";
 import { registerUp } from "./up.js";
@@ -32,6 +33,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerCraft(program, io);
   registerUp(program, io);
   registerInstanceCommands(program, io);
+  registerDemo(program, io);
   program.commands.forEach((c) => {
     c.exitOverride();
     c.configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} });
