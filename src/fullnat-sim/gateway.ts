@@ -163,6 +163,9 @@ export class Gateway {
             "an IPv4 VIP cannot have IPv6 real servers (NAT46 is not supported)",
           );
         }
+        const why = unsupportedFlow(config.profile, s.proto, family, rf);
+        if (why?.includes("ipo") || why?.includes("NAT46"))
+          throw new GatewayError("BAD_CONFIG", why);
         if ((rf === 4 ? this.lips4 : this.lips6).length === 0) {
           throw new GatewayError(
             "BAD_CONFIG",
@@ -517,6 +520,9 @@ export class Gateway {
     const cport = conns.clientPort[c]!;
     if (u.carrier === "uoa") {
       if (n > u.maxTrail) return;
+      // ipo carries a 4-byte address only; the constructor refuses such
+      // services, this keeps a v6 client from ever being cut to 4 bytes.
+      if (u.mode === "ipo" && clen !== 4) return;
       const mtu = this.config.mtu;
       const ok =
         u.mode === "opp"

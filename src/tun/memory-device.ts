@@ -38,6 +38,10 @@ export class MemoryTun implements TunDevice {
   /** Queues a copy of `packet` for a later read(). */
   inject(packet: Uint8Array): void {
     if (this.#closed) throw this.closedError("inject into");
+    // read() returns 0 for "nothing waiting"; a real TUN never yields an empty packet.
+    if (packet.length === 0) {
+      throw new TunError(TunErrorCode.invalidArgument, `inject into ${this.name}: empty packet`);
+    }
     this.#queue.push(packet.slice());
   }
 

@@ -152,3 +152,24 @@ describe("ConnTable", () => {
     }
   });
 });
+
+describe("gateway configuration", () => {
+  it("refuses a UOA ipo service that is not IPv4 on both sides", () => {
+    const v6svc = {
+      vip: parseEndpoint("[2001:db8:f::10]:53"),
+      proto: "udp" as const,
+      servers: [{ endpoint: parseEndpoint("[2001:db8:5::10]:5353"), weight: 1 }],
+      scheduler: "rr" as const,
+    };
+    expect(
+      () =>
+        new Gateway(
+          config({
+            profile: resolveProfile("dpvs", { uoaMode: "ipo" }),
+            services: [v6svc],
+            lips6: [parseIp("2001:db8:5::100")],
+          }),
+        ),
+    ).toThrow(/ipo/);
+  });
+});
