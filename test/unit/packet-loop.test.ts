@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { ServiceConfig } from "../../src/fullnat-sim/config.js";
 import { DEFAULT_PORTS, DEFAULT_TIMEOUTS } from "../../src/fullnat-sim/config.js";
 import { Gateway } from "../../src/fullnat-sim/gateway.js";
 import {
@@ -75,15 +76,22 @@ class Bench {
   }
 }
 
-/** The default services and LIP pools (src/runtime/defaults.ts), path MTU 1500. */
+/**
+ * The default services and LIP pools (src/runtime/defaults.ts), path MTU
+ * 1500; with UOA ipo only the v4-to-v4 ones, as `toasim up` would choose.
+ */
 function bench(
   profile: ProfileName,
   settings: ProfileSettings = {},
   o: { serverCapacity?: number } = {},
 ): Bench {
+  const p = resolveProfile(profile, settings);
+  const ipo = p.udp?.carrier === "uoa" && p.udp.mode === "ipo";
+  const v4Only = (s: ServiceConfig) =>
+    s.vip.addr.length === 4 && s.servers.every((r) => r.endpoint.addr.length === 4);
   const gw = new Gateway({
-    profile: resolveProfile(profile, settings),
-    services: defaultServices(),
+    profile: p,
+    services: defaultServices().filter((s) => !ipo || v4Only(s)),
     lips4: defaultLips4(),
     lips6: defaultLips6(),
     portMin: DEFAULT_PORTS.min,
