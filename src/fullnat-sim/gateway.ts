@@ -1,10 +1,16 @@
 import { familyOf } from "../option-codec/address.js";
-import { readU16, readU32, writeU32 } from "../option-codec/bytes.js";
-import { adjust } from "../option-codec/checksum.js";
+import { readU16, readU32, writeU16, writeU32 } from "../option-codec/bytes.js";
+import { adjust, finish, sumBytes } from "../option-codec/checksum.js";
 import { CodecError } from "../option-codec/errors.js";
+import {
+  fillIcmpChecksum,
+  ICMP_ERROR_HEADER,
+  icmpMtuOffset,
+  isIcmpError,
+} from "../option-codec/icmp.js";
 import { IpProtocol } from "../option-codec/ipv4.js";
 import { rewriteAddresses, translate4to6, translate6to4 } from "../option-codec/nat.js";
-import { PacketInfo } from "../option-codec/packet.js";
+import { fillIpv4Checksum, PacketInfo } from "../option-codec/packet.js";
 import { insertPayloadPrefix } from "../option-codec/payload-surgery.js";
 import { encodeProxyV1, proxyV1Length } from "../option-codec/proxy-v1.js";
 import { encodeProxyV2, proxyV2Length } from "../option-codec/proxy-v2.js";
@@ -573,6 +579,8 @@ export class Gateway {
     }
     if (info.isFragment) return this.drop(Stat.dropFragment);
     const proto = info.protocol;
+    if (proto === IpProtocol.icmp || proto === IpProtocol.icmpv6)
+      return this.icmpFromServer(buf, info);
     if (proto !== PROTO_TCP && proto !== PROTO_UDP) return this.drop(Stat.dropProtocol);
     const lips = info.family === 4 ? this.lips4 : this.lips6;
     const li = findAddr(lips, buf, info.dstOffset, info.addrLength);
@@ -626,6 +634,93 @@ export class Gateway {
       c * 16,
       conns.clientPort[c]!,
     );
+    this.count(Stat.packetsToClient);
+    this.count(Stat.bytesToClient, info.length);
+    return info.length;
+  }
+
+  /**
+   * An ICMP error about a packet the gateway sent to a server (port
+   * unreachable, fragmentation needed, ...): the quoted LIP -> RS packet
+   * becomes client -> VIP, the outer header VIP -> client, and a reported
+   * MTU is lowered by the TOA the gateway adds. Errors for NAT64 flows would
+   * need ICMPv4 -> ICMPv6 translation (RFC 7915) and are dropped, counted.
+   */
+  private icmpFromServer(buf: Uint8Array, info: PacketInfo): number {
+    if (!isIcmpError(buf, info)) return this.drop(Stat.dropIcmp);
+    const q = info.l4Offset + ICMP_ERROR_HEADER;
+    const end = info.length;
+    let qProto: number;
+    let qSrc: number;
+    let qDst: number;
+    let qL4: number;
+    if (info.family === 4) {
+      if (q + 20 > end || buf[q]! >> 4 !== 4) return this.drop(Stat.dropIcmp);
+      qProto = buf[q + 9]!;
+      qSrc = q + 12;
+      qDst = q + 16;
+      qL4 = q + (buf[q]! & 0x0f) * 4;
+    } else {
+      if (q + 40 > end || buf[q]! >> 4 !== 6) return this.drop(Stat.dropIcmp);
+      qProto = buf[q + 6]!;
+      qSrc = q + 8;
+      qDst = q + 24;
+      qL4 = q + 40;
+    }
+    if (qProto === IpProtocol.uoaOpp && qL4 + 4 <= end) {
+      // The quote is one of our UOA opp datagrams: its UDP header follows the private one.
+      qL4 += readU16(buf, qL4 + 2);
+      qProto = PROTO_UDP;
+    }
+    if ((qProto !== PROTO_TCP && qProto !== PROTO_UDP) || qL4 + 8 > end) {
+      return this.drop(Stat.dropIcmp);
+    }
+    const n = info.addrLength;
+    const li = findAddr(info.family === 4 ? this.lips4 : this.lips6, buf, qSrc, n);
+    if (li < 0) return this.drop(Stat.dropIcmp);
+    const conns = this.conns;
+    const c = conns.findByServer(qProto, info.family, li, readU16(buf, qL4));
+    if (c < 0) return this.drop(Stat.dropNoConnection);
+    if (conns.clientFamily[c] !== info.family) return this.drop(Stat.dropIcmp);
+    this.lastConn = c;
+    const svc = this.services[conns.service[c]!]!;
+    const cport = conns.clientPort[c]!;
+    // The quoted segment's checksum covers its addresses and ports: adjust it
+    // when the quote holds it (the first 8 bytes always hold the ports).
+    const oldSum =
+      sumBytes(buf, qSrc, n) + sumBytes(buf, qDst, n) + readU16(buf, qL4) + readU16(buf, qL4 + 2);
+    for (let i = 0; i < n; i++) {
+      buf[qSrc + i] = conns.clientAddr[c * 16 + i]!;
+      buf[qDst + i] = svc.vip[i]!;
+    }
+    writeU16(buf, qL4, cport);
+    writeU16(buf, qL4 + 2, svc.vport);
+    const newSum = sumBytes(buf, qSrc, n) + sumBytes(buf, qDst, n) + cport + svc.vport;
+    const csAt = qL4 + (qProto === PROTO_TCP ? TcpField.checksum : 6);
+    if (csAt + 2 <= end) {
+      const old = readU16(buf, csAt);
+      if (!(qProto === PROTO_UDP && old === 0)) writeU16(buf, csAt, adjust(old, oldSum, newSum));
+    }
+    if (info.family === 4) {
+      writeU16(buf, q + 10, 0);
+      writeU16(buf, q + 10, finish(sumBytes(buf, q, qL4 - q)));
+    }
+    const mtuAt = icmpMtuOffset(buf, info);
+    // Only TCP segments grow by a fixed carrier (the TOA); a UOA rides on a
+    // few datagrams only, so UDP errors pass the MTU on unchanged.
+    if (mtuAt >= 0 && this.toa && qProto === PROTO_TCP) {
+      const family = conns.clientFamily[c] === 4 ? 4 : 6;
+      const room = toaLength(this.toaFormat(c), family);
+      if (info.family === 4) writeU16(buf, mtuAt, Math.max(68, readU16(buf, mtuAt) - room));
+      else writeU32(buf, mtuAt, Math.max(1280, readU32(buf, mtuAt) - room));
+    }
+    for (let i = 0; i < n; i++) {
+      buf[info.srcOffset + i] = svc.vip[i]!;
+      buf[info.dstOffset + i] = conns.clientAddr[c * 16 + i]!;
+    }
+    fillIpv4Checksum(buf, info);
+    fillIcmpChecksum(buf, info);
+    this.count(Stat.icmpErrorsTranslated);
     this.count(Stat.packetsToClient);
     this.count(Stat.bytesToClient, info.length);
     return info.length;

@@ -29,6 +29,8 @@ export const Stat = {
   dropPortsExhausted: 22,
   dropTooBig: 23,
   dropNoCarrierFamily: 24,
+  icmpErrorsTranslated: 25,
+  dropIcmp: 26,
 } as const;
 export type Stat = (typeof Stat)[keyof typeof Stat];
 
@@ -51,6 +53,7 @@ export const DROP_REASONS = {
   "ports-exhausted": Stat.dropPortsExhausted,
   "too-big": Stat.dropTooBig,
   "no-carrier-for-family": Stat.dropNoCarrierFamily,
+  icmp: Stat.dropIcmp,
 } as const;
 
 export function newStats(shared = false): Float64Array {

@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_TIMEOUTS } from "../../src/fullnat-sim/config.js";
+import { Gateway } from "../../src/fullnat-sim/gateway.js";
+import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import { Stat } from "../../src/fullnat-sim/stats.js";
+import { parseEndpoint, parseIp } from "../../src/option-codec/address.js";
+import { readU16, readU32, toHex } from "../../src/option-codec/bytes.js";
+import { verifyIcmpChecksum } from "../../src/option-codec/icmp.js";
+import { IpProtocol } from "../../src/option-codec/ipv4.js";
+import { emitPacket, ipHeaderFor, type L4Repr, PacketInfo } from "../../src/option-codec/packet.js";
+import { expectValidChecksums } from "./helpers/packets.js";
+
+const buf = new Uint8Array(4096);
+
+/** UDP without a carrier (max trail 0), so quotes are plain datagrams. */
+function gateway(family: 4 | 6): Gateway {
+  const vip = family === 4 ? "203.0.113.10:53" : "[2001:db8:f::10]:53";
+  const rs = family === 4 ? "192.0.2.10:5353" : "[2001:db8:5::10]:5353";
+  return new Gateway({
+    profile: resolveProfile("dpvs", { maxTrail: 0 }),
+    services: [
+      {
+        vip: parseEndpoint(vip),
+        proto: "udp",
+        servers: [{ endpoint: parseEndpoint(rs), weight: 1 }],
+        scheduler: "rr",
+      },
+    ],
+    lips4: [parseIp("192.0.2.100")],
+    lips6: [parseIp("2001:db8:5::100")],
+    portMin: 5000,
+    portMax: 5000,
+    mtu: 1500,
+    maxConnections: 4,
+    timeouts: DEFAULT_TIMEOUTS,
+  });
+}
+
+function datagram(src: string, dst: string, sport: number, dport: number): Uint8Array {
+  const l4: L4Repr = {
+    protocol: IpProtocol.udp,
+    udp: { srcPort: sport, dstPort: dport, payload: Uint8Array.of(1, 2, 3, 4) },
+  };
+  return emitPacket({ ip: ipHeaderFor(parseIp(src), parseIp(dst), l4), l4 });
+}
+
+/** An ICMP error from `from` to `to` quoting `quoted` (type and code given, 4 more bytes). */
+function icmpError(
+  from: string,
+  to: string,
+  type: number,
+  code: number,
+  rest: number[],
+  quoted: Uint8Array,
+): Uint8Array {
+  const v6 = from.includes(":");
+  const body = Uint8Array.from([type, code, 0, 0, ...rest, ...quoted]);
+  const l4: L4Repr = { protocol: v6 ? IpProtocol.icmpv6 : IpProtocol.icmp, raw: body };
+  const p = emitPacket({ ip: ipHeaderFor(parseIp(from), parseIp(to), l4), l4 });
+  const info = new PacketInfo().parse(p, p.length);
+  // Fill the ICMP checksum the way a kernel would, by the definition.
+  let s = 0;
+  const words: number[] = [];
+  if (v6) {
+    for (let i = 8; i < 40; i += 2) words.push(readU16(p, i));
+    words.push(0, body.length, 0, IpProtocol.icmpv6);
+  }
+  for (let i = info.l4Offset; i < p.length; i += 2) words.push((p[i]! << 8) | (p[i + 1] ?? 0));
+  for (const w of words) {
+    s += w;
+    s = (s & 0xffff) + (s >>> 16);
+  }
+  const c = ~s & 0xffff;
+  p[info.l4Offset + 2] = c >> 8;
+  p[info.l4Offset + 3] = c & 0xff;
+  return p;
+}
+
+describe("ICMP errors from the server side", () => {
+  it("port unreachable for a UDP flow reaches the client with the quote translated", () => {
+    const gw = gateway(4);
+    const d = datagram("198.51.100.7", "203.0.113.10", 40000, 53);
+    buf.set(d);
+    const n = gw.fromClient(buf, d.length, 0);
+    const sent = buf.slice(0, n);
+    const err = icmpError("192.0.2.10", "192.0.2.100", 3, 3, [0, 0, 0, 0], sent);
+    buf.set(err);
+    const m = gw.fromServer(buf, err.length, 1);
+    expect(m).toBeGreaterThan(0);
+    const info = new PacketInfo().parse(buf, m);
+    expectValidChecksums(buf, m);
+    expect(verifyIcmpChecksum(buf, info)).toBe(true);
+    expect(Array.from(buf.slice(12, 20))).toEqual([203, 0, 113, 10, 198, 51, 100, 7]);
+    const q = info.l4Offset + 8;
+    expect(Array.from(buf.slice(q + 12, q + 20))).toEqual([198, 51, 100, 7, 203, 0, 113, 10]);
+    expect(readU16(buf, q + 20)).toBe(40000);
+    expect(readU16(buf, q + 22)).toBe(53);
+    // The quoted header's checksum is valid again, and so is the quoted UDP checksum.
+    expectValidChecksums(buf.slice(q), m - q);
+    expect(gw.stats[Stat.icmpErrorsTranslated]).toBe(1);
+  });
+
+  it("IPv6 packet too big for a UDP flow passes its MTU on unchanged, addresses translated", () => {
+    const gw = gateway(6);
+    const d = datagram("2001:db8:c::7", "2001:db8:f::10", 40000, 53);
+    buf.set(d);
+    const n = gw.fromClient(buf, d.length, 0);
+    const sent = buf.slice(0, n);
+    const err = icmpError(
+      "2001:db8:5::10",
+      "2001:db8:5::100",
+      2,
+      0,
+      [0, 0, 5, 0xdc],
+      sent.slice(0, 48),
+    );
+    buf.set(err);
+    const m = gw.fromServer(buf, err.length, 1);
+    expect(m).toBeGreaterThan(0);
+    const info = new PacketInfo().parse(buf, m);
+    expect(verifyIcmpChecksum(buf, info)).toBe(true);
+    expect(readU32(buf, info.l4Offset + 4)).toBe(1500);
+    expect(toHex(buf.slice(24, 40))).toBe("20010db8000c00000000000000000007");
+  });
+
+  it("drops (and counts) echo replies and errors about unknown flows", () => {
+    const gw = gateway(4);
+    const echo = icmpError("192.0.2.10", "192.0.2.100", 0, 0, [0, 1, 0, 1], new Uint8Array(8));
+    buf.set(echo);
+    expect(gw.fromServer(buf, echo.length, 0)).toBe(-1);
+    expect(gw.stats[Stat.dropIcmp]).toBe(1);
+    const stray = icmpError(
+      "192.0.2.10",
+      "192.0.2.100",
+      3,
+      3,
+      [0, 0, 0, 0],
+      datagram("192.0.2.100", "192.0.2.10", 5000, 5353).slice(0, 28),
+    );
+    buf.set(stray);
+    expect(gw.fromServer(buf, stray.length, 0)).toBe(-1);
+    expect(gw.stats[Stat.dropNoConnection]).toBe(1);
+  });
+});
