@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 #   iproute2: namespaces, addresses, routes (the gateway itself needs it).
 #   curl, socat, python3: real clients and servers of the e2e tests and demo.
 #   nginx: a real server that parses PROXY protocol v2.
-DEBS="tshark iproute2 curl socat python3 nginx"
+#   nftables, util-linux (nsenter): `toasim exec client --as ADDR`.
+DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux"
 
 missing=""
 for p in $DEBS; do

@@ -2,12 +2,14 @@ import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { DROP_REASONS } from "../fullnat-sim/stats.js";
+import { type ClientSource, cleanupClientSources, clientSource } from "../tun/client-source.js";
+import { TunError } from "../tun/errors.js";
 import { cleanupStale, listStates, nsExecArgs, ownerAlive, removeState } from "../tun/topology.js";
 import { request } from "./control-client.js";
 import { CliError } from "./errors.js";
 import { findInstance } from "./instances.js";
 import type { Io } from "./main.js";
-import { choiceFlag, intFlag } from "./parse-flags.js";
+import { choiceFlag, clientAddressFlag, intFlag } from "./parse-flags.js";
 
 // Commands that act on a running instance (or on what a dead one left).
 
@@ -18,23 +20,46 @@ export function registerInstanceCommands(program: Command, io: Io): void {
     .argument("<side>", "client or rs")
     .argument("<cmd...>", "the command and its arguments (put -- before them)")
     .option("--id <id>", "instance id (when several are running)")
+    .option(
+      "--as <addr>",
+      "client only: the source address the program's connections use (198.51.100.0/24 or 2001:db8:c::/64)",
+    )
     .addHelpText(
       "after",
       "\nExamples:\n" +
         "  toasim exec rs -- python3 -m http.server 8080 --bind 192.0.2.10\n" +
+        "  toasim exec client --as 198.51.100.42 -- curl -s http://203.0.113.10/\n" +
         "  toasim exec client -- curl -s http://203.0.113.10/\n" +
         "  toasim exec client -- curl -s --interface 198.51.100.42 http://203.0.113.10/   (any 198.51.100.0/24 source)\n" +
         "  toasim exec client -- curl -s 'http://[2001:db8:f::64]/'                       (NAT64)",
     )
-    .action((side: string, cmd: string[], f: { id?: string }) => {
+    .action((side: string, cmd: string[], f: { id?: string; as?: string }) => {
       const s = choiceFlag("<side>", side, ["client", "rs"] as const);
+      if (f.as !== undefined && s !== "client") {
+        throw new CliError("BAD_COMBINATION", "--as", "applies to the client side only");
+      }
+      const as = f.as === undefined ? null : clientAddressFlag(f.as);
       const inst = findInstance(f.id);
       const ns = s === "client" ? inst.state.clientNs : inst.state.serverNs;
-      const argv = nsExecArgs(ns, cmd);
-      const r = spawnSync(argv[0]!, argv.slice(1), { stdio: "inherit" });
-      if (r.error)
-        throw new CliError("RUNTIME", null, `cannot run ${cmd[0]}: ${r.error.message}`, 1);
-      process.exitCode = r.status ?? 128 + 9;
+      let argv = nsExecArgs(ns, cmd);
+      let source: ClientSource | null = null;
+      if (as !== null) {
+        try {
+          source = clientSource(inst.id, ns, as, argv);
+        } catch (e) {
+          if (e instanceof TunError) throw new CliError("RUNTIME", "--as", e.message, 1);
+          throw e;
+        }
+        argv = source.argv;
+      }
+      try {
+        const r = spawnSync(argv[0]!, argv.slice(1), { stdio: "inherit" });
+        if (r.error)
+          throw new CliError("RUNTIME", null, `cannot run ${cmd[0]}: ${r.error.message}`, 1);
+        process.exitCode = r.status ?? 128 + 9;
+      } finally {
+        source?.cleanup();
+      }
     });
 
   program
@@ -138,6 +163,10 @@ export function registerInstanceCommands(program: Command, io: Io): void {
         }
       }
       const { removed, removedStates } = cleanupStale();
+      const live = listStates()
+        .filter((e) => ownerAlive(e.state))
+        .map((e) => e.id);
+      cleanupClientSources(live);
       io.out(
         `toasim down: ${targets.length} instance(s) stopped, ${removed.length} namespace(s) and ${removedStates.length} state file(s) removed\n`,
       );

@@ -1,0 +1,146 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TunError, TunErrorCode } from "./errors.js";
+import { netnsPath } from "./netns.js";
+
+/**
+ * `toasim exec client --as ADDR`: any program, unmodified, appears to come
+ * from ADDR. The program runs in a cgroup of its own; in the client
+ * namespace an nftables rule marks the packets of that cgroup's sockets on
+ * output and source-NATs them to ADDR on postrouting (conntrack undoes it
+ * on the replies). The socket match is not allowed in NAT chains, hence
+ * the mark. nft resolves cgroup paths below /sys/fs/cgroup, and must run
+ * with the host's /sys (nsenter --net, not `ip netns exec`, which remounts it).
+ */
+
+const CGROUP_FS_ROOT = "/sys/fs/cgroup";
+const MARK = "0x7a5a0001";
+
+/** The cgroup2 mount point, which must be at or below /sys/fs/cgroup. */
+export function cgroup2Mount(): string {
+  let text: string;
+  try {
+    text = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch (e) {
+    throw new TunError(TunErrorCode.commandFailed, "read /proc/self/mountinfo", null, { cause: e });
+  }
+  for (const line of text.split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (right?.startsWith("cgroup2 ")) {
+      const mount = left?.split(" ")[4];
+      if (mount && (mount === CGROUP_FS_ROOT || mount.startsWith(`${CGROUP_FS_ROOT}/`)))
+        return mount;
+    }
+  }
+  throw new TunError(
+    TunErrorCode.commandFailed,
+    "--as needs cgroup v2 mounted at or below /sys/fs/cgroup",
+    null,
+    { hint: "mount -t cgroup2 none /sys/fs/cgroup/unified" },
+  );
+}
+
+export interface ClientSource {
+  /** argv that runs `cmd` in the client namespace inside the cgroup. */
+  readonly argv: string[];
+  /** Removes the rule and the cgroup; idempotent. */
+  cleanup(): void;
+}
+
+function nft(ns: string, script: string): void {
+  try {
+    execFileSync("nsenter", [`--net=${netnsPath(ns)}`, "nft", "-f", "-"], {
+      input: script,
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+  } catch (e) {
+    const err = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
+    throw new TunError(TunErrorCode.commandFailed, `nft in netns ${ns}: ${err}`, null, {
+      hint: "install nftables (npm run setup)",
+    });
+  }
+}
+
+export function clientSource(
+  id: string,
+  clientNs: string,
+  addr: string,
+  ipArgv: readonly string[],
+): ClientSource {
+  const mount = cgroup2Mount();
+  const name = `toasim-${id}-as-${process.pid}`;
+  const dir = join(mount, name);
+  const rel = join(mount.slice(CGROUP_FS_ROOT.length + 1), name);
+  const table = `toasim_as_${process.pid}`;
+  const family = addr.includes(":") ? "ip6" : "ip";
+  mkdirSync(dir, { recursive: true });
+  let done = false;
+  const cleanup = () => {
+    if (done) return;
+    done = true;
+    try {
+      nft(clientNs, `delete table inet ${table}\n`);
+    } catch {
+      // The namespace may be gone with its instance, rule included.
+    }
+    removeCgroup(dir);
+  };
+  try {
+    nft(
+      clientNs,
+      `table inet ${table} {
+  chain out {
+    type filter hook output priority 0;
+    socket cgroupv2 level 1 "${rel}" meta mark set ${MARK}
+  }
+  chain post {
+    type nat hook postrouting priority srcnat;
+    meta mark ${MARK} snat ${family} to ${addr}
+  }
+}
+`,
+    );
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  // The shell joins the cgroup, then becomes the command: everything it starts stays inside.
+  const argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...ipArgv];
+  return { argv, cleanup };
+}
+
+function removeCgroup(dir: string): void {
+  try {
+    // Kill what is left (cgroup.kill, Linux 5.14+), then remove the empty group.
+    writeFileSync(join(dir, "cgroup.kill"), "1");
+  } catch {
+    // Older kernels: the group is empty once the command has exited.
+  }
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch {
+      execFileSync("sleep", ["0.02"]);
+    }
+  }
+}
+
+/** Removes cgroups left by a killed `exec --as` of instances that are gone. */
+export function cleanupClientSources(liveIds: readonly string[]): string[] {
+  let mount: string;
+  try {
+    mount = cgroup2Mount();
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of readdirSync(mount)) {
+    const m = /^toasim-([A-Za-z0-9_]+)-as-\d+$/.exec(name);
+    if (!m || liveIds.includes(m[1]!)) continue;
+    removeCgroup(join(mount, name));
+    removed.push(name);
+  }
+  return removed;
+}
