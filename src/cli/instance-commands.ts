@@ -1,10 +1,18 @@
 import { spawnSync } from "node:child_process";
-import { resolve } from "node:path";
+import { readdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { DROP_REASONS } from "../fullnat-sim/stats.js";
 import { type ClientSource, cleanupClientSources, clientSource } from "../tun/client-source.js";
 import { TunError } from "../tun/errors.js";
-import { cleanupStale, listStates, nsExecArgs, ownerAlive, removeState } from "../tun/topology.js";
+import {
+  cleanupStale,
+  listStates,
+  nsExecArgs,
+  ownerAlive,
+  removeState,
+  STATE_DIR,
+} from "../tun/topology.js";
 import { request } from "./control-client.js";
 import { CliError } from "./errors.js";
 import { findInstance } from "./instances.js";
@@ -147,6 +155,7 @@ export function registerInstanceCommands(program: Command, io: Io): void {
     .addHelpText("after", "\nExample:\n  toasim down")
     .action(async (f: { id?: string }) => {
       const targets = listStates().filter((e) => f.id === undefined || e.id === f.id);
+      let stopped = 0;
       for (const e of targets) {
         if (!ownerAlive(e.state)) continue;
         try {
@@ -161,14 +170,30 @@ export function registerInstanceCommands(program: Command, io: Io): void {
           process.kill(e.state.pid, "SIGKILL");
           removeState(e.id);
         }
+        stopped++;
       }
       const { removed, removedStates } = cleanupStale();
       const live = listStates()
         .filter((e) => ownerAlive(e.state))
         .map((e) => e.id);
       cleanupClientSources(live);
+      removeStaleSockets(live);
       io.out(
-        `toasim down: ${targets.length} instance(s) stopped, ${removed.length} namespace(s) and ${removedStates.length} state file(s) removed\n`,
+        `toasim down: ${stopped} instance(s) stopped, ${removed.length} namespace(s) and ${removedStates.length} state file(s) removed\n`,
       );
     });
+}
+
+/** Control sockets of instances that are gone (a SIGKILL leaves them). */
+function removeStaleSockets(live: readonly string[]): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(STATE_DIR);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^(.+)\.sock$/.exec(n);
+    if (m && !live.includes(m[1]!)) rmSync(join(STATE_DIR, n), { force: true });
+  }
 }

@@ -123,9 +123,10 @@ async function up(f: UpFlags, io: Io): Promise<void> {
   const stop = () => {
     void inst.stop();
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  process.once("SIGHUP", stop);
+  // `on`, not `once`: a second signal (timeout sends two) must not kill us mid-cleanup.
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  process.on("SIGHUP", stop);
   const { id, clientNs, serverNs } = inst.info;
   const services = config.services.map((s) => ({
     proto: s.proto,
@@ -148,5 +149,13 @@ async function up(f: UpFlags, io: Io): Promise<void> {
   process.off("SIGINT", stop);
   process.off("SIGTERM", stop);
   process.off("SIGHUP", stop);
+  const failure = inst.failure();
+  if (failure !== null)
+    throw new CliError(
+      "RUNTIME",
+      null,
+      `instance ${id} stopped: the packet worker failed: ${failure}`,
+      1,
+    );
   if (!f.json) io.out(`toasim: instance ${id} stopped\n`);
 }

@@ -16,7 +16,7 @@ import { encodeProxyV1, proxyV1Length } from "../option-codec/proxy-v1.js";
 import { encodeProxyV2, proxyV2Length } from "../option-codec/proxy-v2.js";
 import { SPP_LENGTH, writeSppHeader } from "../option-codec/spp.js";
 import { TcpField, TcpFlag } from "../option-codec/tcp.js";
-import { TcpOptionKind } from "../option-codec/tcp-options.js";
+import { TcpOptionCursor, TcpOptionKind } from "../option-codec/tcp-options.js";
 import {
   type InsertPolicy,
   InsertResult,
@@ -126,6 +126,7 @@ export class Gateway {
   lastConn = -1;
 
   private readonly info = new PacketInfo();
+  private readonly cursor = new TcpOptionCursor();
   private readonly extraInfo = new PacketInfo();
   private readonly services: Service[];
   private readonly lips4: Lip[];
@@ -219,6 +220,17 @@ export class Gateway {
 
   /** A client -> VIP packet becomes LIP -> RS; returns its new length or -1. */
   fromClient(buf: Uint8Array, len: number, now: number): number {
+    try {
+      return this.clientPacket(buf, len, now);
+    } catch (e) {
+      // Options are walked only where needed (stripping, MSS, pruning): a bad
+      // one found there drops the packet like any other malformed input.
+      if (e instanceof CodecError) return this.drop(Stat.dropMalformed);
+      throw e;
+    }
+  }
+
+  private clientPacket(buf: Uint8Array, len: number, now: number): number {
     this.count(Stat.packetsFromClient);
     this.lastOutcome = CarrierOutcome.none;
     this.extraLength = 0;
@@ -246,6 +258,13 @@ export class Gateway {
         (flags & (TcpFlag.syn | TcpFlag.ack | TcpFlag.rst)) !== TcpFlag.syn
       ) {
         return this.drop(Stat.dropNoConnection);
+      }
+      // Check the options before taking a slot and a port for a SYN whose
+      // options would make it undeliverable anyway.
+      if (proto === PROTO_TCP) {
+        const o = info.l4Offset;
+        this.cursor.reset(buf, o + 20, o + info.tcpHeaderLength);
+        while (this.cursor.next()) {}
       }
       c = this.open(buf, info, proto, cport, sIdx);
       if (c < 0) return DROP;
@@ -568,6 +587,15 @@ export class Gateway {
 
   /** An RS -> LIP packet becomes VIP -> client; returns its new length or -1. */
   fromServer(buf: Uint8Array, len: number, now: number): number {
+    try {
+      return this.serverPacket(buf, len, now);
+    } catch (e) {
+      if (e instanceof CodecError) return this.drop(Stat.dropMalformed);
+      throw e;
+    }
+  }
+
+  private serverPacket(buf: Uint8Array, len: number, now: number): number {
     this.count(Stat.packetsFromServer);
     this.lastConn = -1;
     const info = this.info;

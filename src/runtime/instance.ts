@@ -28,6 +28,8 @@ export interface InstanceInfo {
 
 export interface RunningInstance {
   readonly info: InstanceInfo;
+  /** Why the packet worker died, if it did (the instance then stops). */
+  failure(): string | null;
   /** Resolves when the instance has stopped and everything is removed. */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
@@ -103,12 +105,15 @@ export async function startInstance(
   });
   const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
   let stopping: Promise<void> | null = null;
+  const clients = new Set<Socket>();
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       Atomics.store(new Int32Array(control), 0, 1);
       const timeout = new Promise<void>((r) => setTimeout(r, 2000).unref());
       await Promise.race([exited, timeout]);
       await worker?.terminate();
+      // A capture client waits for the worker's answer: close it, or close() never returns.
+      for (const c of clients) c.destroy();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
       teardownSync();
     })();
@@ -120,15 +125,19 @@ export async function startInstance(
     await stop();
     throw e;
   }
-  server = createServer((s) => handleControl(s, statsBuf, w, captureWaiters, stop));
+  server = createServer((s) => {
+    clients.add(s);
+    s.on("close", () => clients.delete(s));
+    handleControl(s, statsBuf, w, captureWaiters, stop);
+  });
   await new Promise<void>((resolve, reject) => {
     server!.once("error", reject);
     rmSync(socket, { force: true });
     server!.listen(socket, () => resolve());
   });
-  void workerError;
   return {
     info: { id, clientNs, serverNs, socket },
+    failure: () => workerError,
     stopped: exited.then(() => stop()),
     stop,
   };

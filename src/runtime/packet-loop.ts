@@ -10,6 +10,8 @@ const BUFFER = 65535 + 512;
 export interface LoopCounters {
   /** Packets the kernel would not take (queue full): dropped, as a link would. */
   writeBusy: number;
+  /** Packets whose processing threw something unexpected (a bug): dropped. */
+  errors: number;
 }
 
 /**
@@ -18,7 +20,9 @@ export interface LoopCounters {
  * same loop runs over MemoryTun in the unit tests.
  */
 export class PacketLoop {
-  readonly counters: LoopCounters = { writeBusy: 0 };
+  readonly counters: LoopCounters = { writeBusy: 0, errors: 0 };
+  /** The first unexpected error, for the worker to report once. */
+  firstError: unknown = null;
   /** Optional captures of what crosses each side (the worker sets them on request). */
   clientCapture: PcapWriter | null = null;
   serverCapture: PcapWriter | null = null;
@@ -57,10 +61,21 @@ export class PacketLoop {
       if (len === 0) break;
       const now = this.clock();
       this.serverCapture?.write(buf, len, now * 1000);
-      const out = gw.fromServer(buf, len, now);
+      let out: number;
+      try {
+        out = gw.fromServer(buf, len, now);
+      } catch (e) {
+        this.failed(e);
+        continue;
+      }
       if (out > 0) this.send(this.client, buf, out, this.clientCapture, now);
     }
     return n;
+  }
+
+  private failed(e: unknown): void {
+    this.counters.errors++;
+    this.firstError ??= e;
   }
 
   private send(

@@ -30,7 +30,8 @@ export type FromWorker =
   | { readonly type: "ready" }
   | { readonly type: "capture-started"; readonly side: "client" | "server"; readonly path: string }
   | { readonly type: "capture-done"; readonly side: "client" | "server"; readonly packets: number }
-  | { readonly type: "error"; readonly message: string };
+  | { readonly type: "error"; readonly message: string }
+  | { readonly type: "packet-error"; readonly message: string };
 
 // The poll timeout bounds how long a stop request or a control message waits.
 const POLL_MS = 50;
@@ -45,6 +46,7 @@ function run(input: WorkerInput): void {
   const loop = new PacketLoop(gw, client, server, clock);
   const poller = new Poller([client.fd, server.fd]);
   const limits = { client: 0, server: 0 };
+  let reported = false;
   port.postMessage({ type: "ready" } satisfies FromWorker);
   while (Atomics.load(ctl, 0) === 0) {
     if (poller.wait(POLL_MS) > 0) {
@@ -56,6 +58,12 @@ function run(input: WorkerInput): void {
       control(m.message as ToWorker, loop, limits, port);
     }
     checkCapture(loop, limits, port);
+    if (loop.firstError !== null && !reported) {
+      reported = true;
+      const e = loop.firstError;
+      const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      port.postMessage({ type: "packet-error", message } satisfies FromWorker);
+    }
   }
   stopCapture(loop, "client", port);
   stopCapture(loop, "server", port);

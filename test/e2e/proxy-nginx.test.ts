@@ -121,7 +121,7 @@ http {
   afterAll(async () => {
     nginx?.kill("SIGTERM");
     if (up) await stopUp(up.proc);
-    execFileSync(process.execPath, [BIN, "down"], { stdio: "ignore" });
+    if (up) execFileSync(process.execPath, [BIN, "down", "--id", up.ready.id], { stdio: "ignore" });
     const left = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
     if (up) expect(left).not.toContain(up.ready.id);
     rmSync(dir, { recursive: true, force: true });

@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { type Row, tshark as tsharkFields } from "../helpers/tshark.js";
 
 // Tier 2: pcaps written by `toasim craft` are read by tshark, a decoder
 // nobody here wrote. Expected carriers are written out below from
@@ -71,10 +71,6 @@ const TOA_CARRIERS: Record<string, string[]> = {
 };
 const MSS_LOWERED = new Set(["dpvs", "lvs", "tencent", "ksyun-ttm", "noa", "bytedance", "ucloud"]);
 
-interface Row {
-  [field: string]: string;
-}
-
 const FIELDS = [
   "frame.number",
   "ip.checksum.status",
@@ -100,37 +96,7 @@ const FIELDS = [
 ];
 
 function tshark(file: string, filter?: string): Row[] {
-  const args = [
-    "-n",
-    "-r",
-    file,
-    "-o",
-    "ip.check_checksum:TRUE",
-    "-o",
-    "tcp.check_checksum:TRUE",
-    "-o",
-    "udp.check_checksum:TRUE",
-    "-o",
-    "tcp.analyze_sequence_numbers:FALSE",
-    "-o",
-    "tcp.try_heuristic_first:TRUE",
-    "-T",
-    "fields",
-    "-E",
-    "occurrence=a",
-    "-E",
-    "aggregator=|",
-    ...FIELDS.flatMap((f) => ["-e", f]),
-  ];
-  if (filter) args.push("-Y", filter);
-  const out = execFileSync("tshark", args, {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  return out
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => Object.fromEntries(l.split("\t").map((v, i) => [FIELDS[i]!, v])));
+  return tsharkFields(file, FIELDS, filter);
 }
 
 interface CraftRow {

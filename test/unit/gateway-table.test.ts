@@ -173,3 +173,22 @@ describe("gateway configuration", () => {
     ).toThrow(/ipo/);
   });
 });
+
+describe("bad TCP options", () => {
+  it.each([
+    ["length 0", [0xfe, 0x00, 0x01, 0x01]],
+    ["length 1", [0xfe, 0x01, 0x01, 0x01]],
+    ["past the header", [0x01, 0x01, 0xfe, 0x09]],
+  ])("a SYN with an option of %s is dropped and counted, never thrown", (_name, opt) => {
+    const gw = new Gateway(config());
+    const n = syn("198.51.100.7", 4242);
+    // Grow the header by one word holding the bad option (checksums do not matter here).
+    const p = new Uint8Array(n + 4);
+    p.set(buf.subarray(0, 40));
+    p.set(opt, 40);
+    p[3] = n + 4;
+    p[32] = 0x60;
+    expect(gw.fromClient(p, p.length, 0)).toBe(-1);
+    expect(gw.stats[Stat.dropMalformed]).toBe(1);
+  });
+});

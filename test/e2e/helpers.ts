@@ -1,0 +1,368 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { commandMissing } from "../helpers/tier.js";
+
+// Shared by the e2e tests that drive the built CLI (bin/toasim.js) as a
+// user would: child processes, namespaces entered with `ip netns exec`,
+// captures read back by tshark. Every wait here has a time limit.
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const CLI = join(ROOT, "bin/toasim.js");
+export const STATE_DIR = "/run/toasim";
+
+/** Why the privileged tier cannot run here, or null. */
+export function e2eMissing(commands: readonly (readonly [string, string[]])[]): string | null {
+  if (process.platform !== "linux") return "not Linux";
+  if (process.geteuid?.() !== 0) return "not root (network namespaces and TUN need root)";
+  if (!existsSync("/dev/net/tun")) return "/dev/net/tun missing (modprobe tun)";
+  for (const [cmd, args] of commands) {
+    const m = commandMissing(cmd, args);
+    if (m !== null) return m;
+  }
+  return null;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** argv that runs `cmd` inside network namespace `ns`. */
+export function nsExec(ns: string, cmd: readonly string[]): string[] {
+  return ["ip", "netns", "exec", ns, ...cmd];
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs argv to completion, SIGKILLed after `timeoutMs`; never rejects. */
+export function run(argv: readonly string[], timeoutMs = 15_000): Promise<RunResult> {
+  return new Promise((res) => {
+    const p = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout!.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n[killed after ${timeoutMs} ms]`;
+      p.kill("SIGKILL");
+    }, timeoutMs);
+    p.on("error", (e) => {
+      clearTimeout(timer);
+      res({ code: null, signal: null, stdout, stderr: `${stderr}${e.message}` });
+    });
+    p.on("close", (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Synchronous, for quick read-only commands (ip netns list, ip link). */
+export function sh(argv: readonly string[], timeoutMs = 10_000): string {
+  return execFileSync(argv[0]!, argv.slice(1), {
+    encoding: "utf8",
+    timeout: timeoutMs,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** A long-running child whose output is kept; stop() always ends it. */
+export class Background {
+  readonly proc: ChildProcess;
+  out = "";
+  err = "";
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
+  exited = false;
+  private readonly exitP: Promise<void>;
+  private readonly wake = new Set<() => void>();
+
+  constructor(
+    readonly argv: readonly string[],
+    readonly name = argv.join(" "),
+  ) {
+    this.proc = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    this.proc.stdout!.on("data", (d: Buffer) => {
+      this.out += d.toString();
+      this.poke();
+    });
+    this.proc.stderr!.on("data", (d: Buffer) => {
+      this.err += d.toString();
+      this.poke();
+    });
+    this.exitP = new Promise((res) => {
+      this.proc.on("error", (e) => {
+        this.err += e.message;
+        this.exited = true;
+        this.poke();
+        res();
+      });
+      this.proc.on("exit", (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        this.exited = true;
+        this.poke();
+        res();
+      });
+    });
+  }
+
+  private poke(): void {
+    for (const f of this.wake) f();
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  /** Complete stdout lines so far. */
+  lines(): string[] {
+    const l = this.out.split("\n");
+    l.pop();
+    return l.filter((x) => x !== "");
+  }
+
+  /** Resolves when `pred` holds; rejects on exit (unless `pred` holds) or after `ms`. */
+  waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
+    return new Promise((res, rej) => {
+      const done = (f: () => void) => {
+        clearTimeout(timer);
+        this.wake.delete(check);
+        f();
+      };
+      const check = () => {
+        if (pred()) done(res);
+        else if (this.exited)
+          done(() =>
+            rej(
+              new Error(
+                `${this.name}: exited (code ${this.exitCode}, signal ${this.exitSignal}) before ${what}; stderr: ${this.err.trim()}`,
+              ),
+            ),
+          );
+      };
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            rej(new Error(`${this.name}: no ${what} within ${ms} ms; stderr: ${this.err.trim()}`)),
+          ),
+        ms,
+      );
+      this.wake.add(check);
+      check();
+    });
+  }
+
+  /** Resolves true when the process exits within `ms`. */
+  async waitExit(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const t = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), ms);
+    });
+    const ok = await Promise.race([this.exitP.then(() => true as const), t]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** Sends `sig`, waits up to `ms`, then SIGKILL; resolves once it has exited. */
+  async stop(sig: NodeJS.Signals = "SIGTERM", ms = 5000): Promise<void> {
+    if (this.exited) return;
+    this.proc.kill(sig);
+    if (await this.waitExit(ms)) return;
+    this.proc.kill("SIGKILL");
+    await this.waitExit(5000);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// toasim instances
+
+export interface Instance {
+  readonly id: string;
+  readonly clientNs: string;
+  readonly serverNs: string;
+  readonly up: Background;
+}
+
+/** `toasim up --json ARGS` as a child process; resolves on its ready line. */
+export async function startInstance(args: readonly string[], ms = 20_000): Promise<Instance> {
+  if (!existsSync(join(ROOT, "dist/src/runtime/worker.js"))) {
+    throw new Error("dist/ is missing: run npm run build before the e2e tier");
+  }
+  const up = new Background(
+    [process.execPath, CLI, "up", "--json", ...args],
+    `toasim up ${args.join(" ")}`,
+  );
+  try {
+    await up.waitFor(() => up.lines().length > 0, ms, "ready line");
+  } catch (e) {
+    await up.stop("SIGKILL");
+    throw e;
+  }
+  const ready = JSON.parse(up.lines()[0]!) as {
+    ready?: boolean;
+    id?: string;
+    clientNs?: string;
+    serverNs?: string;
+  };
+  if (ready.ready !== true || !ready.id || !ready.clientNs || !ready.serverNs) {
+    await up.stop();
+    throw new Error(`toasim up: unexpected ready line ${up.lines()[0]}`);
+  }
+  return { id: ready.id, clientNs: ready.clientNs, serverNs: ready.serverNs, up };
+}
+
+/** SIGTERM to `up`, then `toasim down --id`; returns down's result. */
+export async function stopInstance(inst: Instance): Promise<RunResult> {
+  await inst.up.stop("SIGTERM", 8000);
+  return run([process.execPath, CLI, "down", "--id", inst.id], 20_000);
+}
+
+export function netnsList(): string[] {
+  return sh(["ip", "netns", "list"])
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n !== "");
+}
+
+export function namespacesOf(id: string): string[] {
+  return netnsList().filter((n) => n.startsWith(`toasim-${id}-`));
+}
+
+export async function stats(inst: Instance): Promise<Record<string, number>> {
+  const r = await run([process.execPath, CLI, "stats", "--id", inst.id, "--json"], 10_000);
+  if (r.code !== 0) throw new Error(`toasim stats: exit ${r.code}: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as Record<string, number>;
+}
+
+export interface Capture {
+  /**
+   * Stops it (SIGINT, as Ctrl-C; SIGKILL after `waitMs`); resolves with the
+   * packet count it reported.
+   */
+  stop(waitMs?: number): Promise<number>;
+}
+
+/** `toasim capture`; resolves once the instance has opened the file. */
+export async function startCapture(
+  inst: Instance,
+  side: "client" | "server",
+  out: string,
+  maxSeconds = 60,
+): Promise<Capture> {
+  const cap = new Background(
+    [
+      process.execPath,
+      CLI,
+      "capture",
+      "--id",
+      inst.id,
+      "--side",
+      side,
+      "--out",
+      out,
+      "--seconds",
+      String(maxSeconds),
+    ],
+    `toasim capture --side ${side}`,
+  );
+  try {
+    await cap.waitFor(() => cap.err.includes("capturing"), 10_000, "capture start");
+  } catch (e) {
+    await cap.stop("SIGKILL");
+    throw e;
+  }
+  return {
+    async stop(waitMs = 5000) {
+      if (!cap.exited) {
+        cap.proc.kill("SIGINT");
+        if (!(await cap.waitExit(waitMs))) {
+          await cap.stop("SIGKILL");
+          throw new Error(`toasim capture ${out}: did not stop on SIGINT within ${waitMs} ms`);
+        }
+      }
+      const m = / (\d+) packets/.exec(cap.out);
+      if (cap.exitCode !== 0 || !m) {
+        throw new Error(`toasim capture ${out}: exit ${cap.exitCode}: ${cap.err.trim()}`);
+      }
+      return Number(m[1]);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// tshark, as the oracle tier drives it
+
+export { type Row, tshark } from "../helpers/tshark.js";
+
+import type { Row } from "../helpers/tshark.js";
+
+/** The first occurrence of a field (ICMP errors quote a second IP header). */
+export const first = (r: Row, f: string): string => (r[f] ?? "").split("|")[0] ?? "";
+
+// ---------------------------------------------------------------------------
+// Bytes, built by hand (not with the codecs under test)
+
+export const hex = (xs: readonly number[]): string =>
+  xs.map((x) => x.toString(16).padStart(2, "0")).join("");
+export const be16 = (n: number): number[] => [(n >> 8) & 0xff, n & 0xff];
+export const CLIENT4 = [198, 51, 100, 7] as const;
+export const CLIENT6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7] as const;
+
+/** Internet checksum (RFC 1071) of `bytes`; the result to put in a header. */
+export function inetChecksum(bytes: readonly number[]): number {
+  let s = 0;
+  for (let i = 0; i < bytes.length; i += 2) s += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/** Not gone and not a zombie. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  } catch {
+    return false;
+  }
+}
+
+/** Live processes (not this one) whose command line contains `text`. */
+export function processesMentioning(text: string): { pid: number; cmdline: string }[] {
+  const found: { pid: number; cmdline: string }[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    const pid = Number(d);
+    if (pid === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${d}/cmdline`, "latin1").split("\0").join(" ");
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(text) && running(pid)) found.push({ pid, cmdline });
+  }
+  return found;
+}
+
+/** `ip netns pids NS`: the processes in a namespace ([] if it is gone). */
+export function netnsPids(ns: string): number[] {
+  try {
+    return sh(["ip", "netns", "pids", ns])
+      .split("\n")
+      .map((l) => Number.parseInt(l, 10))
+      .filter((p) => p > 0);
+  } catch {
+    return [];
+  }
+}
