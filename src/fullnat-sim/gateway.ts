@@ -5,6 +5,9 @@ import { CodecError } from "../option-codec/errors.js";
 import {
   fillIcmpChecksum,
   ICMP_ERROR_HEADER,
+  Icmp4,
+  Icmp4Code,
+  Icmp6,
   icmpMtuOffset,
   isIcmpError,
 } from "../option-codec/icmp.js";
@@ -136,6 +139,8 @@ export class Gateway {
   private readonly insertPolicy: InsertPolicy;
   private readonly staleKinds: readonly number[];
   private readonly scratch = new Uint8Array(512);
+  /** ICMPv6 errors are at most 1280 bytes (RFC 4443 §2.4). */
+  private readonly icmpScratch = new Uint8Array(1280);
   private sweep = 0;
 
   constructor(
@@ -671,8 +676,8 @@ export class Gateway {
    * An ICMP error about a packet the gateway sent to a server (port
    * unreachable, fragmentation needed, ...): the quoted LIP -> RS packet
    * becomes client -> VIP, the outer header VIP -> client, and a reported
-   * MTU is lowered by the TOA the gateway adds. Errors for NAT64 flows would
-   * need ICMPv4 -> ICMPv6 translation (RFC 7915) and are dropped, counted.
+   * MTU is lowered by the TOA the gateway adds. For NAT64 flows the ICMPv4
+   * error becomes an ICMPv6 one (RFC 7915 §4.2).
    */
   private icmpFromServer(buf: Uint8Array, info: PacketInfo): number {
     if (!isIcmpError(buf, info)) return this.drop(Stat.dropIcmp);
@@ -709,7 +714,9 @@ export class Gateway {
     const conns = this.conns;
     const c = conns.findByServer(qProto, info.family, li, readU16(buf, qL4));
     if (c < 0) return this.drop(Stat.dropNoConnection);
-    if (conns.clientFamily[c] !== info.family) return this.drop(Stat.dropIcmp);
+    if (conns.clientFamily[c] !== info.family) {
+      return this.icmp4to6(buf, info, c, qProto, q, qL4);
+    }
     this.lastConn = c;
     const svc = this.services[conns.service[c]!]!;
     const cport = conns.clientPort[c]!;
@@ -752,6 +759,103 @@ export class Gateway {
     this.count(Stat.packetsToClient);
     this.count(Stat.bytesToClient, info.length);
     return info.length;
+  }
+
+  /**
+   * RFC 7915 §4.2 for the errors a NAT64 client can act on: unreachable
+   * (net, host, port, administratively), fragmentation needed (as packet
+   * too big, MTU + 20, less the TOA), time exceeded. The quote becomes
+   * client -> VIP over IPv6; the packet grows by 40 bytes (two headers).
+   */
+  private icmp4to6(
+    buf: Uint8Array,
+    info: PacketInfo,
+    c: number,
+    qProto: number,
+    q: number,
+    qL4: number,
+  ): number {
+    const t = info.l4Offset;
+    const type4 = buf[t]!;
+    const code4 = buf[t + 1]!;
+    let type6: number;
+    let code6 = 0;
+    let mtu = 0;
+    if (type4 === Icmp4.destUnreachable) {
+      if (code4 === Icmp4Code.fragmentationNeeded) {
+        type6 = Icmp6.packetTooBig;
+        const room = this.toa && qProto === PROTO_TCP ? toaLength(this.toaFormat(c), 6) : 0;
+        mtu = Math.max(1280, readU16(buf, t + 6) + 20 - room);
+      } else if (code4 === 3) {
+        type6 = Icmp6.destUnreachable;
+        code6 = 4;
+      } else if (
+        code4 === 0 ||
+        code4 === 1 ||
+        code4 === 5 ||
+        code4 === 6 ||
+        code4 === 7 ||
+        code4 === 8 ||
+        code4 === 11 ||
+        code4 === 12
+      ) {
+        type6 = Icmp6.destUnreachable;
+      } else if (code4 === 9 || code4 === 10 || code4 === 13 || code4 === 15) {
+        type6 = Icmp6.destUnreachable;
+        code6 = 1;
+      } else {
+        return this.drop(Stat.dropIcmp);
+      }
+    } else if (type4 === Icmp4.timeExceeded) {
+      type6 = Icmp6.timeExceeded;
+      code6 = code4;
+    } else {
+      return this.drop(Stat.dropIcmp);
+    }
+    const conns = this.conns;
+    const svc = this.services[conns.service[c]!]!;
+    const out = this.icmpScratch;
+    const quoteLen = Math.min(info.length - qL4, out.length - 88);
+    const total = 40 + 8 + 40 + quoteLen;
+    // Outer IPv6 header: VIP -> client.
+    out.fill(0, 0, 88);
+    out[0] = 0x60;
+    writeU16(out, 4, total - 40);
+    out[6] = IpProtocol.icmpv6;
+    out[7] = 64;
+    out.set(svc.vip, 8);
+    for (let i = 0; i < 16; i++) out[24 + i] = conns.clientAddr[c * 16 + i]!;
+    // ICMPv6 header.
+    out[40] = type6;
+    out[41] = code6;
+    writeU32(out, 44, mtu);
+    // The quoted packet as the client sent it: client -> VIP over IPv6.
+    out[48] = 0x60;
+    writeU16(out, 52, Math.max(0, readU16(buf, q + 2) - (qL4 - q)));
+    out[54] = qProto;
+    out[55] = buf[q + 8]!;
+    for (let i = 0; i < 16; i++) out[56 + i] = conns.clientAddr[c * 16 + i]!;
+    out.set(svc.vip, 72);
+    for (let i = 0; i < quoteLen; i++) out[88 + i] = buf[qL4 + i]!;
+    const oldSum = sumBytes(buf, q + 12, 8) + readU16(out, 88) + readU16(out, 90);
+    writeU16(out, 88, conns.clientPort[c]!);
+    writeU16(out, 90, svc.vport);
+    const newSum = sumBytes(out, 56, 32) + conns.clientPort[c]! + svc.vport;
+    const csAt = 88 + (qProto === PROTO_TCP ? TcpField.checksum : 6);
+    if (csAt + 2 <= 88 + quoteLen) {
+      const old = readU16(out, csAt);
+      const cs = adjust(old, oldSum, newSum);
+      // A v4 UDP checksum of 0 (none) is not allowed over IPv6: leave it; the quote is informative.
+      if (!(qProto === PROTO_UDP && old === 0)) writeU16(out, csAt, cs);
+    }
+    if (total > buf.length) return this.drop(Stat.dropTooBig);
+    for (let i = 0; i < total; i++) buf[i] = out[i]!;
+    info.parse(buf, total);
+    fillIcmpChecksum(buf, info);
+    this.count(Stat.icmpErrorsTranslated);
+    this.count(Stat.packetsToClient);
+    this.count(Stat.bytesToClient, total);
+    return total;
   }
 
   // ---- housekeeping -----------------------------------------------------

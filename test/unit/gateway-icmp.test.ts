@@ -13,9 +13,10 @@ import { expectValidChecksums } from "./helpers/packets.js";
 const buf = new Uint8Array(4096);
 
 /** UDP without a carrier (max trail 0), so quotes are plain datagrams. */
-function gateway(family: 4 | 6): Gateway {
-  const vip = family === 4 ? "203.0.113.10:53" : "[2001:db8:f::10]:53";
-  const rs = family === 4 ? "192.0.2.10:5353" : "[2001:db8:5::10]:5353";
+function gateway(family: 4 | 6 | 64): Gateway {
+  const vip =
+    family === 4 ? "203.0.113.10:53" : family === 6 ? "[2001:db8:f::10]:53" : "[2001:db8:f::64]:53";
+  const rs = family === 6 ? "[2001:db8:5::10]:5353" : "192.0.2.10:5353";
   return new Gateway({
     profile: resolveProfile("dpvs", { maxTrail: 0 }),
     services: [
@@ -140,5 +141,46 @@ describe("ICMP errors from the server side", () => {
     buf.set(stray);
     expect(gw.fromServer(buf, stray.length, 0)).toBe(-1);
     expect(gw.stats[Stat.dropNoConnection]).toBe(1);
+  });
+
+  it("NAT64: an ICMPv4 port unreachable becomes ICMPv6 with the quote as the client sent it", () => {
+    const gw = gateway(64);
+    const d = datagram("2001:db8:c::7", "2001:db8:f::64", 40000, 53);
+    buf.set(d);
+    const n = gw.fromClient(buf, d.length, 0);
+    expect(n).toBeGreaterThan(0);
+    const sent = buf.slice(0, n);
+    expect(sent[0]! >> 4).toBe(4);
+    for (const [code, type6, code6, mtu] of [
+      [3, 1, 4, 0],
+      [4, 2, 0, 1400 + 20],
+    ] as const) {
+      const err = icmpError(
+        "192.0.2.10",
+        "192.0.2.100",
+        3,
+        code,
+        [0, 0, 1400 >> 8, 1400 & 0xff],
+        sent,
+      );
+      buf.set(err);
+      const m = gw.fromServer(buf, err.length, 1);
+      expect(m).toBe(err.length + 40);
+      const info = new PacketInfo().parse(buf, m);
+      expect(info.family).toBe(6);
+      expect(info.protocol).toBe(IpProtocol.icmpv6);
+      expect(verifyIcmpChecksum(buf, info)).toBe(true);
+      expect([buf[40], buf[41], readU32(buf, 44)]).toEqual([type6, code6, mtu]);
+      expect(toHex(buf.slice(8, 24))).toBe("20010db8000f00000000000000000064");
+      expect(toHex(buf.slice(24, 40))).toBe("20010db8000c00000000000000000007");
+      // The quote: IPv6 client -> VIP, UDP 40000 -> 53, UDP checksum right for those.
+      expect(toHex(buf.slice(56, 72))).toBe("20010db8000c00000000000000000007");
+      expect(toHex(buf.slice(72, 88))).toBe("20010db8000f00000000000000000064");
+      expect([readU16(buf, 88), readU16(buf, 90)]).toEqual([40000, 53]);
+      const quote = buf.slice(48, m);
+      quote[4] = 0;
+      quote[5] = quote.length - 40;
+      expectValidChecksums(quote, quote.length);
+    }
   });
 });
