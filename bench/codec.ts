@@ -70,14 +70,14 @@ const CODEC_MTU = 9000;
 
 // ---------------------------------------------------------------- the flow
 
-const client4 = parseEndpoint("203.0.113.7:51234");
-const vip4 = parseEndpoint("198.51.100.10:443");
-const lip4 = parseEndpoint("10.0.0.2:40001");
-const rs4 = parseEndpoint("10.0.1.20:8443");
-const client6 = parseEndpoint("[2001:db8:1::7]:51234");
-const vip6 = parseEndpoint("[2001:db8:ffff::10]:443");
-const lip6 = parseEndpoint("[fd00::2]:40001");
-const rs6 = parseEndpoint("[fd00:1::20]:8443");
+const client4 = parseEndpoint("198.51.100.7:51234");
+const vip4 = parseEndpoint("203.0.113.10:443");
+const lip4 = parseEndpoint("192.0.2.100:40001");
+const rs4 = parseEndpoint("192.0.2.10:8443");
+const client6 = parseEndpoint("[2001:db8:c::7]:51234");
+const vip6 = parseEndpoint("[2001:db8:f::10]:443");
+const lip6 = parseEndpoint("[2001:db8:5::100]:40001");
+const rs6 = parseEndpoint("[2001:db8:5::10]:8443");
 
 const CLIENT_ISN = 0x1234_5678;
 const SERVER_ISN = 0x9abc_def0;

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 #   curl, socat, python3: real clients and servers of the e2e tests and demo.
 #   nginx: a real server that parses PROXY protocol v2.
 #   nftables, util-linux (nsenter): `toasim exec client --as ADDR`.
-DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux"
+#   apache2-utils (ab), with nginx, curl, python3, nftables: `npm run bench`.
+DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils"
 
 missing=""
 for p in $DEBS; do

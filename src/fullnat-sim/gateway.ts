@@ -256,6 +256,13 @@ export class Gateway {
     const cport = readU16(buf, info.l4Offset);
     let c = conns.findByClient(proto, buf, info.srcOffset, info.addrLength, cport, sIdx);
     const flags = proto === PROTO_TCP ? buf[info.l4Offset + TcpField.flags]! : 0;
+    const bareSyn = (flags & (TcpFlag.syn | TcpFlag.ack | TcpFlag.rst)) === TcpFlag.syn;
+    if (c >= 0 && proto === PROTO_TCP && bareSyn && conns.state[c] === ConnState.closing) {
+      // The client reuses its port for a new connection while the old one
+      // lingers (TIME_WAIT-like): start afresh, as LVS does with conn_reuse.
+      this.close(c);
+      c = -1;
+    }
     if (c < 0) {
       // A TCP connection starts with a SYN; anything else belongs to none.
       if (
@@ -453,8 +460,11 @@ export class Gateway {
     if (f & TcpFlag.syn) return !(f & TcpFlag.ack) && carry.syn;
     if (carry.every) return true;
     if (!(f & TcpFlag.ack) || !(this.conns.flags[c]! & ConnFlag.serverIsnSeen)) return false;
-    if ((readU32(buf, info.l4Offset + TcpField.ack) | 0) !== this.conns.serverIsnPlus1[c])
-      return false;
+    // Compared by 16-bit halves: a 32-bit value returned by a call that V8
+    // did not inline is boxed, which would allocate on every packet.
+    const isn = this.conns.serverIsnPlus1[c]!;
+    const at = info.l4Offset + TcpField.ack;
+    if (readU16(buf, at) !== isn >>> 16 || readU16(buf, at + 2) !== (isn & 0xffff)) return false;
     if (f & TcpFlag.fin) return carry.fin;
     const hasData = info.length > info.payloadOffset;
     return hasData ? carry.dataUntilAcked : carry.handshakeAck || carry.dataUntilAcked;

@@ -9,11 +9,14 @@ import {
   createTopology,
   newInstanceId,
   removeState,
+  runIp,
+  SERVER_TUN,
   STATE_DIR,
   type Topology,
+  TopologyAddress,
   writeState,
 } from "../tun/topology.js";
-import type { FromWorker, ToWorker, WorkerInput } from "./worker.js";
+import type { Forwarder, FromWorker, ToWorker, WorkerInput } from "./worker.js";
 
 export function controlSocketPath(id: string): string {
   return join(STATE_DIR, `${id}.sock`);
@@ -24,6 +27,17 @@ export interface InstanceInfo {
   readonly clientNs: string;
   readonly serverNs: string;
   readonly socket: string;
+}
+
+export interface InstanceOptions {
+  /**
+   * "gateway" (the default), or "null" for the benchmark's baseline: the
+   * worker copies packets between the TUNs unmodified. Packets then reach
+   * the server namespace still addressed client -> VIP, so in that mode
+   * the server namespace also owns the VIP ranges and routes the client
+   * ranges back into tun-r (see nullForwarderRoutes).
+   */
+  readonly forwarder?: Forwarder;
 }
 
 export interface RunningInstance {
@@ -44,7 +58,9 @@ export interface RunningInstance {
 export async function startInstance(
   config: GatewayConfig,
   extraRsAddresses: readonly string[] = [],
+  options: InstanceOptions = {},
 ): Promise<RunningInstance> {
+  const forwarder = options.forwarder ?? "gateway";
   checkPreconditions();
   const id = newInstanceId();
   const clientNs = `toasim-${id}-c`;
@@ -71,6 +87,7 @@ export async function startInstance(
     // createTopology writes the state file before the namespaces; add where
     // the control socket is, for the commands that talk to this instance.
     topo = createTopology({ id, extraRsAddresses });
+    if (forwarder === "null") nullForwarderRoutes(serverNs);
     const startedAt = new Date().toISOString();
     writeState(id, { pid: process.pid, clientNs, serverNs, startedAt, socket });
   } catch (e) {
@@ -85,6 +102,7 @@ export async function startInstance(
     serverFd: topo.serverTun.fd,
     stats: statsBuf.buffer as SharedArrayBuffer,
     control,
+    forwarder,
   };
   const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: input });
   worker = w;
@@ -141,6 +159,22 @@ export async function startInstance(
     stopped: exited.then(() => stop()),
     stop,
   };
+}
+
+/**
+ * With the null forwarder nothing rewrites client -> VIP into LIP -> RS, so
+ * the server namespace must accept packets for the VIPs (local routes: any
+ * address of the VIP ranges, as the client namespace does for its ranges)
+ * and send its replies to the clients back into tun-r. These go away with
+ * the namespace.
+ */
+function nullForwarderRoutes(serverNs: string): void {
+  const A = TopologyAddress;
+  const r = ["-n", serverNs];
+  runIp([...r, "route", "add", "local", A.vipRange4, "dev", "lo"]);
+  runIp([...r, "-6", "route", "add", "local", A.vipRange6, "dev", "lo"]);
+  runIp([...r, "route", "add", A.clientRange4, "dev", SERVER_TUN]);
+  runIp([...r, "-6", "route", "add", A.clientRange6, "dev", SERVER_TUN]);
 }
 
 type ControlRequest =

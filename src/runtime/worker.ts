@@ -4,7 +4,13 @@ import type { GatewayConfig } from "../fullnat-sim/config.js";
 import { Gateway } from "../fullnat-sim/gateway.js";
 import { KernelTun, Poller } from "../tun/device.js";
 import { PcapWriter } from "../tun/pcap-writer.js";
-import { PacketLoop } from "./packet-loop.js";
+import { CopyLoop, type Forwarding, PacketLoop } from "./packet-loop.js";
+
+/**
+ * What moves packets between the TUNs: the gateway, or (for the benchmark's
+ * baseline) a null forwarder that copies them unmodified, without parsing.
+ */
+export type Forwarder = "gateway" | "null";
 
 /** What the main thread hands the packet worker. */
 export interface WorkerInput {
@@ -15,6 +21,8 @@ export interface WorkerInput {
   readonly stats: SharedArrayBuffer;
   /** Int32Array: [0] = 1 asks the loop to stop. */
   readonly control: SharedArrayBuffer;
+  /** "gateway" when absent. */
+  readonly forwarder?: Forwarder;
 }
 
 export type ToWorker =
@@ -39,11 +47,14 @@ const POLL_MS = 50;
 function run(input: WorkerInput): void {
   const port = parentPort!;
   const ctl = new Int32Array(input.control);
-  const gw = new Gateway(input.config, new Float64Array(input.stats));
+  // The null forwarder has no gateway: its stats stay at zero.
+  const gw =
+    input.forwarder === "null" ? null : new Gateway(input.config, new Float64Array(input.stats));
   const client = KernelTun.fromFd("tun-c", input.clientFd);
   const server = KernelTun.fromFd("tun-r", input.serverFd);
   const clock = () => performance.timeOrigin + performance.now();
-  const loop = new PacketLoop(gw, client, server, clock);
+  const loop: Forwarding =
+    gw === null ? new CopyLoop(client, server, clock) : new PacketLoop(gw, client, server, clock);
   const poller = new Poller([client.fd, server.fd]);
   const limits = { client: 0, server: 0 };
   let reported = false;
@@ -53,7 +64,7 @@ function run(input: WorkerInput): void {
       if (poller.readable(0)) loop.fromClient();
       if (poller.readable(1)) loop.fromServer();
     }
-    gw.expire(clock());
+    gw?.expire(clock());
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
       control(m.message as ToWorker, loop, limits, port);
     }
@@ -71,7 +82,7 @@ function run(input: WorkerInput): void {
 
 function control(
   m: ToWorker,
-  loop: PacketLoop,
+  loop: Forwarding,
   limits: { client: number; server: number },
   port: NonNullable<typeof parentPort>,
 ): void {
@@ -88,7 +99,7 @@ function control(
 }
 
 function checkCapture(
-  loop: PacketLoop,
+  loop: Forwarding,
   limits: { client: number; server: number },
   port: NonNullable<typeof parentPort>,
 ): void {
@@ -99,7 +110,7 @@ function checkCapture(
 }
 
 function stopCapture(
-  loop: PacketLoop,
+  loop: Forwarding,
   side: "client" | "server",
   port: NonNullable<typeof parentPort>,
 ): void {

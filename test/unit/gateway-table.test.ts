@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_TIMEOUTS, type GatewayConfig } from "../../src/fullnat-sim/config.js";
-import { ConnTable } from "../../src/fullnat-sim/conn-table.js";
+import { ConnState, ConnTable } from "../../src/fullnat-sim/conn-table.js";
 import { Gateway } from "../../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
 import { Stat } from "../../src/fullnat-sim/stats.js";
@@ -190,5 +190,17 @@ describe("bad TCP options", () => {
     p[32] = 0x60;
     expect(gw.fromClient(p, p.length, 0)).toBe(-1);
     expect(gw.stats[Stat.dropMalformed]).toBe(1);
+  });
+});
+
+describe("port reuse", () => {
+  it("a new SYN on the client port of a closing connection starts a new one", () => {
+    const gw = new Gateway(config());
+    expect(gw.fromClient(buf, syn("198.51.100.7", 5555), 0)).toBeGreaterThan(0);
+    const first = gw.lastConn;
+    gw.conns.state[first] = ConnState.closing;
+    expect(gw.fromClient(buf, syn("198.51.100.7", 5555), 1)).toBeGreaterThan(0);
+    expect(gw.stats[Stat.connectionsCreated]).toBe(2);
+    expect(gw.conns.size).toBe(1);
   });
 });
