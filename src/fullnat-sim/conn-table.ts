@@ -165,22 +165,26 @@ export class ConnTable {
     return (h >>> 0) % this.capacity;
   }
 
-  private linkFwd(c: number): void {
+  /** The client-side bucket of a connection already in the table. */
+  private fwdBucketOf(c: number): number {
     const len = this.clientFamily[c] === 4 ? 4 : 16;
-    const b = this.fwdHash(
-      this.proto[c]!,
-      this.clientAddr,
-      c * 16,
-      len,
-      this.clientPort[c]!,
-      this.service[c]!,
-    );
+    const addr = this.clientAddr;
+    return this.fwdHash(this.proto[c]!, addr, c * 16, len, this.clientPort[c]!, this.service[c]!);
+  }
+
+  /** The server-side bucket of a connection already in the table. */
+  private revBucketOf(c: number): number {
+    return this.revHash(this.proto[c]!, this.serverFamily[c]!, this.lip[c]!, this.lport[c]!);
+  }
+
+  private linkFwd(c: number): void {
+    const b = this.fwdBucketOf(c);
     this.fwdNext[c] = this.fwdBuckets[b]!;
     this.fwdBuckets[b] = c;
   }
 
   private linkRev(c: number): void {
-    const b = this.revHash(this.proto[c]!, this.serverFamily[c]!, this.lip[c]!, this.lport[c]!);
+    const b = this.revBucketOf(c);
     this.revNext[c] = this.revBuckets[b]!;
     this.revBuckets[b] = c;
   }
@@ -280,18 +284,8 @@ export class ConnTable {
 
   remove(c: number): void {
     if (this.state[c] === ConnState.free) return;
-    const len = this.clientFamily[c] === 4 ? 4 : 16;
-    const fb = this.fwdHash(
-      this.proto[c]!,
-      this.clientAddr,
-      c * 16,
-      len,
-      this.clientPort[c]!,
-      this.service[c]!,
-    );
-    this.unlink(this.fwdBuckets, this.fwdNext, fb, c);
-    const rb = this.revHash(this.proto[c]!, this.serverFamily[c]!, this.lip[c]!, this.lport[c]!);
-    this.unlink(this.revBuckets, this.revNext, rb, c);
+    this.unlink(this.fwdBuckets, this.fwdNext, this.fwdBucketOf(c), c);
+    this.unlink(this.revBuckets, this.revNext, this.revBucketOf(c), c);
     this.state[c] = ConnState.free;
     this.fwdNext[c] = this.freeHead;
     this.freeHead = c;
