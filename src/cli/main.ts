@@ -4,6 +4,7 @@ import { registerDemo } from "./demo.js";
 import { CliError } from "./errors.js";
 import { registerInstanceCommands } from "./instance-commands.js";
 import { registerUp } from "./up.js";
+import { registerVm } from "./vm.js";
 
 export interface Io {
   out: (s: string) => void;
@@ -34,6 +35,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerUp(program, io);
   registerInstanceCommands(program, io);
   registerDemo(program, io);
+  registerVm(program, io);
   program.commands.forEach((c) => {
     c.exitOverride();
     c.configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} });

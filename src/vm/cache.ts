@@ -1,0 +1,73 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { VmError, VmErrorCode } from "./errors.js";
+
+/**
+ * Where downloaded kernels, module builds and apt state live: TOASIM_CACHE,
+ * else /var/cache/toasim for root and ~/.cache/toasim for others. Nothing is
+ * ever installed into the host system.
+ */
+export function cacheDir(): string {
+  const env = process.env["TOASIM_CACHE"];
+  if (env !== undefined && env !== "") return env;
+  if (process.getuid?.() === 0) return "/var/cache/toasim";
+  return join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "toasim");
+}
+
+/**
+ * An exclusive lock on one cache entry, so two runs never unpack into the
+ * same folder at once. A lock whose owner is dead is taken over.
+ */
+export async function withLock<T>(
+  dir: string,
+  what: string,
+  fn: () => Promise<T>,
+  waitMs = 600_000,
+): Promise<T> {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, ".lock");
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const fd = openSync(path, "wx");
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if (!ownerAlive(path)) {
+        rmSync(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new VmError(
+          VmErrorCode.locked,
+          `${what}: another toasim process holds ${path}; remove it if no toasim vm is running`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+function ownerAlive(lock: string): boolean {
+  let pid = 0;
+  try {
+    pid = Number.parseInt(readFileSync(lock, "utf8"), 10);
+  } catch {
+    return true; // Being written right now.
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

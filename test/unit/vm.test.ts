@@ -1,0 +1,219 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { afterAll, describe, expect, it } from "vitest";
+import { cpioArchive } from "../../src/vm/cpio.js";
+import { VmError } from "../../src/vm/errors.js";
+import { initScript, jobScript, shellQuote } from "../../src/vm/guest-init.js";
+import { kernelSeries } from "../../src/vm/kernels.js";
+import { moduleName, parseModInfo } from "../../src/vm/kmod-files.js";
+import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { runCli } from "./helpers/cli.js";
+
+// The parts of `toasim vm` that need no QEMU: the initramfs archive (read
+// back by busybox's cpio, not by us), the shell quoting of the guest
+// scripts (run by the machine's sh), the .modinfo reader and the CLI's
+// flag errors. The kernel tier boots the real thing.
+
+const dir = mkdtempSync(join(tmpdir(), "toasim-vm-unit-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const busybox = tierUnavailable(
+  "unit (initramfs check needs busybox)",
+  commandMissing("busybox", ["true"]),
+);
+
+describe.skipIf(busybox)("initramfs (newc cpio)", () => {
+  it("is read back by busybox cpio with every file, mode and link intact", () => {
+    const data = new Uint8Array(1001).map((_, i) => (i * 7) & 0xff);
+    const archive = cpioArchive([
+      { type: "dir", path: "bin" },
+      { type: "dir", path: "mods/sys" },
+      { type: "file", path: "init", data: Buffer.from("#!/bin/sh\necho hi\n"), mode: 0o755 },
+      { type: "file", path: "mods/sys/00-a.ko", data },
+      { type: "file", path: "empty", data: new Uint8Array(0) },
+      { type: "symlink", path: "bin/sh", target: "busybox" },
+    ]);
+    const cpio = join(dir, "a.cpio");
+    writeFileSync(cpio, gunzipSync(archive));
+    const out = join(dir, "x");
+    mkdirSync(out);
+    execFileSync("sh", ["-c", `cd ${out} && busybox cpio -id < ${cpio}`], { stdio: "pipe" });
+    expect(readFileSync(join(out, "init"), "utf8")).toBe("#!/bin/sh\necho hi\n");
+    expect(Buffer.from(readFileSync(join(out, "mods/sys/00-a.ko"))).equals(Buffer.from(data))).toBe(
+      true,
+    );
+    expect(readFileSync(join(out, "empty")).length).toBe(0);
+    const mode = execFileSync("stat", ["-c", "%a %F", join(out, "init")], { encoding: "utf8" });
+    expect(mode.trim()).toBe("755 regular file");
+    const link = execFileSync("readlink", [join(out, "bin/sh")], { encoding: "utf8" });
+    expect(link.trim()).toBe("busybox");
+    const list = execFileSync("sh", ["-c", `busybox cpio -t < ${cpio}`], { encoding: "utf8" });
+    expect(list.split("\n").filter((l) => l !== "")).toEqual([
+      "bin",
+      "mods/sys",
+      "init",
+      "mods/sys/00-a.ko",
+      "empty",
+      "bin/sh",
+    ]);
+  });
+});
+
+describe("guest scripts", () => {
+  it.each([
+    "plain",
+    "it's",
+    "a b  c",
+    "$HOME `id` $(id)",
+    '"double" \\ back',
+    "new\nline",
+    "",
+    "*?[glob]",
+    "-dash",
+  ])("shellQuote(%j) is one word the shell gives back unchanged", (s) => {
+    const r = spawnSync("sh", ["-c", `printf %s ${shellQuote(s)}`], { encoding: "utf8" });
+    expect(r.stdout).toBe(s);
+  });
+
+  it("the job script runs the argv exactly, in the folder, with the environment", () => {
+    const job = {
+      systemModules: [],
+      userModules: [],
+      shares: [],
+      cwd: dir,
+      env: { ODD: "a'b $c" },
+      argv: ["sh", "-c", 'printf "%s|%s|%s" "$(pwd)" "$ODD" "$0"', "zero word"],
+    };
+    const script = join(dir, "job.sh");
+    writeFileSync(script, jobScript(job));
+    const r = spawnSync("sh", [script], { encoding: "utf8", cwd: "/" });
+    expect(r.stdout).toBe(`${dir}|a'b $c|zero word`);
+  });
+
+  it("the init script loads the VM's modules, then the user's with their parameters, then runs the job", () => {
+    const s = initScript({
+      systemModules: [{ file: "sys/00-virtio.ko", name: "virtio", params: [] }],
+      userModules: [{ file: "user/0-toasim.ko", name: "toasim", params: ["trusted=any"] }],
+      shares: [{ tag: "share0", path: "/tmp/it's here" }],
+      cwd: "/",
+      env: {},
+      argv: ["true"],
+    });
+    const at = (needle: string): number => {
+      const i = s.indexOf(needle);
+      expect(i, needle).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    expect(at("insmod /mods/sys/00-virtio.ko")).toBeLessThan(at("mount -t overlay"));
+    expect(at("mount -t overlay")).toBeLessThan(at("insmod /mods/user/0-toasim.ko 'trusted=any'"));
+    expect(at("'/tmp/it'\\''s here'")).toBeLessThan(at("chroot $R /bin/sh /run/toasim-vm/job.sh"));
+    // The last power-off, after the exit code is saved (fail() has its own).
+    expect(at("echo $rc >/job/rc")).toBeLessThan(s.lastIndexOf("poweroff -f"));
+    // busybox sh must accept it: parse only (-n).
+    const f = join(dir, "init.sh");
+    writeFileSync(f, s);
+    expect(spawnSync("sh", ["-n", f]).status).toBe(0);
+  });
+});
+
+describe("kernel modules' .modinfo", () => {
+  /** A minimal ELF64 LE file with a section-name table and one .modinfo section. */
+  function elf(modinfo: string): Uint8Array {
+    const names = Buffer.from("\0.shstrtab\0.modinfo\0");
+    const info = Buffer.from(modinfo);
+    const shoff = 64 + names.length + info.length;
+    const b = Buffer.alloc(shoff + 3 * 64);
+    b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1], 0);
+    b.writeBigUInt64LE(BigInt(shoff), 0x28);
+    b.writeUInt16LE(64, 0x3a);
+    b.writeUInt16LE(3, 0x3c);
+    b.writeUInt16LE(1, 0x3e);
+    names.copy(b, 64);
+    info.copy(b, 64 + names.length);
+    const sh = (i: number, name: number, off: number, size: number): void => {
+      b.writeUInt32LE(name, shoff + i * 64);
+      b.writeBigUInt64LE(BigInt(off), shoff + i * 64 + 24);
+      b.writeBigUInt64LE(BigInt(size), shoff + i * 64 + 32);
+    };
+    sh(1, 1, 64, names.length);
+    sh(2, 11, 64 + names.length, info.length);
+    return b;
+  }
+
+  it("reads name, depends and vermagic; names compare with - and _ alike", () => {
+    const m = parseModInfo(
+      elf(
+        "license=GPL\0depends=virtio,virtio-ring\0name=9pnet_virtio\0vermagic=6.1.0-57-amd64 SMP mod_unload \0",
+      ),
+      "x.ko",
+    );
+    expect(m).toEqual({
+      name: "9pnet_virtio",
+      depends: ["virtio", "virtio_ring"],
+      vermagic: "6.1.0-57-amd64 SMP mod_unload ",
+    });
+    expect(moduleName("nf-conntrack.ko.xz")).toBe("nf_conntrack");
+  });
+
+  it.each([
+    [
+      "not ELF",
+      Buffer.from("hello, this is not an ELF file at all, just text...................."),
+    ],
+    [
+      "32-bit",
+      (() => {
+        const b = Buffer.from(elf("name=x\0"));
+        b[4] = 1;
+        return b;
+      })(),
+    ],
+    ["no .modinfo", elf("").subarray(0, 40)],
+    ["section table past the end", elf("name=x\0").subarray(0, 100)],
+  ])("refuses %s with a VmError", (_what, bytes) => {
+    expect(() => parseModInfo(bytes, "bad.ko")).toThrow(VmError);
+  });
+});
+
+const run = runCli;
+
+describe("toasim vm flags", () => {
+  it("knows the four kernel series", () => {
+    expect(["5.10", "6.1", "6.12", "sid"].map(kernelSeries)).toEqual([
+      "5.10",
+      "6.1",
+      "6.12",
+      "sid",
+    ]);
+    expect(() => kernelSeries("4.19")).toThrow(/choose one of 5\.10, 6\.1, 6\.12, sid/);
+  });
+
+  it.each([
+    [["vm", "--", "true"], "--kernel"],
+    [["vm", "--kernel", "4.19", "--", "true"], "--kernel"],
+    [["vm", "--kernel", "6.1"], "<cmd>"],
+    [["vm", "--kernel", "6.1", "--build-only"], "--build-only"],
+    [["vm", "--kernel", "6.1", "--build", "kmod", "--build-only", "--", "true"], "--build-only"],
+    [["vm", "--kernel", "6.1", "--env", "1BAD=x", "--", "true"], "--env"],
+    [["vm", "--kernel", "6.1", "--env", "NOEQUALS", "--", "true"], "--env"],
+    [["vm", "--kernel", "6.1", "--cpus", "0", "--", "true"], "--cpus"],
+    [["vm", "--kernel", "6.1", "--memory", "lots", "--", "true"], "--memory"],
+    [["vm", "--kernel", "6.1", "--module", "x.ko bad-param!", "--", "true"], "--module"],
+    [["vm", "--kernel", "6.1", "--kernel-module", "../evil", "--", "true"], "--kernel-module"],
+  ])("%j fails before any download, naming %s, exit 2", async (argv, flag) => {
+    const r = await run(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(flag);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("--list names every series, cached or not", async () => {
+    const r = await run("vm", "--list", "--json");
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.out) as { series: string }[];
+    expect(rows.map((x) => x.series)).toEqual(["5.10", "6.1", "6.12", "sid"]);
+  });
+});
