@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import type { Attempt, Outcome } from "../demo/client.js";
+import type { Seen } from "../demo/server.js";
 import { formatEndpoint, formatIp, parseIp } from "../option-codec/address.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { TunError } from "../tun/errors.js";
@@ -27,12 +29,13 @@ export function registerDemo(program: Command, io: Io): void {
     .summary("set up, run real clients from several addresses, show what the server saw, tear down")
     .description(
       "One command end to end: starts a gateway instance, a server in the server namespace\n" +
-        "that reports the peer it sees (getpeername / recvfrom, and a PROXY header if one\n" +
-        "comes), runs TCP and UDP clients from several IPv4 and IPv6 addresses (NAT64\n" +
-        "included) through the VIPs, prints client -> seen -> PASS/FAIL, and removes\n" +
-        "everything. A row passes when the server saw the real client. Without a TOA/UOA\n" +
-        "decoder in the server's kernel, TOA and UOA rows fail: the server sees the\n" +
-        "gateway's local address, which is exactly what the decoder is for.\n\n" +
+        "that reports the client as an application learns it (a PROXY header, else the\n" +
+        "decoder's getsockopt answer 2049/2048, else getpeername / recvfrom), runs TCP and\n" +
+        "UDP clients from several IPv4 and IPv6 addresses (NAT64 included) through the VIPs,\n" +
+        "prints client -> seen -> PASS/FAIL, and removes everything. A row passes when\n" +
+        "the server saw the real client. Without a TOA/UOA decoder in the server's kernel,\n" +
+        "TOA and UOA rows fail: the server sees the gateway's local address, which is\n" +
+        "exactly what the decoder is for.\n\n" +
         `Profiles:\n${profileList()}`,
     )
     .option("--json", "print {ok, decoder, results: [...]} instead of the table")
@@ -117,7 +120,19 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
       config.services.find((s) => s.proto === "tcp")?.servers[0]?.endpoint.port ?? 8080;
     const udpPort =
       config.services.find((s) => s.proto === "udp")?.servers[0]?.endpoint.port ?? 5353;
-    server = runInNs(inst.info.serverNs, [script("server"), String(tcpPort), String(udpPort)]);
+    const udpAddrs = [
+      ...new Set(
+        config.services
+          .filter((s) => s.proto === "udp")
+          .flatMap((s) => s.servers.map((r) => formatIp(r.endpoint.addr))),
+      ),
+    ];
+    server = runInNs(inst.info.serverNs, [
+      script("server"),
+      String(tcpPort),
+      String(udpPort),
+      ...udpAddrs,
+    ]);
     await firstLine(server, "the demo server", 10_000);
     const attempts: Attempt[] = [];
     for (const s of config.services) {
@@ -142,8 +157,10 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
       .filter((l) => l.trim() !== "")
       .map((l) => JSON.parse(l) as Outcome);
     const results = outcomes.map((o) => {
-      const seenAddr = o.seen?.proxy?.addr ?? o.seen?.peer ?? null;
-      const seenPort = o.seen?.proxy?.port ?? o.seen?.peerPort ?? null;
+      // What an application would take: a PROXY header, else the decoder's
+      // getsockopt answer, else the peer.
+      const seenAddr = o.seen?.proxy?.addr ?? o.seen?.sockopt?.addr ?? o.seen?.peer ?? null;
+      const seenPort = o.seen?.proxy?.port ?? o.seen?.sockopt?.port ?? o.seen?.peerPort ?? null;
       const pass = seenAddr === o.attempt.source && seenPort === o.clientPort;
       return {
         proto: o.attempt.proto,
@@ -152,15 +169,12 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
         vip: o.attempt.vip.includes(":")
           ? `[${o.attempt.vip}]:${o.attempt.port}`
           : `${o.attempt.vip}:${o.attempt.port}`,
-        seen: o.seen
-          ? { ...o.seen, via: o.seen.proxy ? "proxy-header" : "getpeername" }
-          : { error: o.error ?? "no answer" },
+        seen: o.seen ? { ...o.seen, via: viaOf(o.seen) } : { error: o.error ?? "no answer" },
         pass,
       };
     });
     const ok = results.length > 0 && results.every((r) => r.pass);
-    // Decoders (kernel module, eBPF) are detected here once they exist.
-    const decoder = "none";
+    const decoder = detectDecoder();
     if (f.json) {
       io.out(`${JSON.stringify({ ok, profile: config.profile.name, decoder, results })}\n`);
     } else {
@@ -172,7 +186,10 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
         const seen =
           "error" in r.seen
             ? `(${r.seen.error})`
-            : `${formatSeen(r.seen.proxy?.addr ?? r.seen.peer, r.seen.proxy?.port ?? r.seen.peerPort)} ${r.seen.via}`;
+            : `${formatSeen(
+                r.seen.proxy?.addr ?? r.seen.sockopt?.addr ?? r.seen.peer,
+                r.seen.proxy?.port ?? r.seen.sockopt?.port ?? r.seen.peerPort,
+              )} ${r.seen.via}`;
         io.out(
           `  ${r.proto.padEnd(5)} ${r.family.padEnd(6)} ${r.client.padEnd(28)} ${seen.padEnd(34)} ${r.pass ? "PASS" : "FAIL"}\n`,
         );
@@ -193,6 +210,23 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
     progress(io, f.json, "tearing down...");
     await inst.stop();
   }
+}
+
+function viaOf(seen: Seen): string {
+  if (seen.proxy) return "proxy-header";
+  if (seen.sockopt) return `getsockopt(${seen.sockopt.optname})`;
+  return "getpeername";
+}
+
+/**
+ * The TOA/UOA decoder in this kernel, if any: toasim's module, or another
+ * module that shows the vendors' counters file.
+ */
+function detectDecoder(): string {
+  if (existsSync("/sys/module/toasim")) return "toasim.ko";
+  if (existsSync("/proc/net/toa_stats") || existsSync("/proc/net/uoa_stats"))
+    return "a TOA/UOA module";
+  return "none";
 }
 
 function formatSeen(addr: string, port: number): string {
