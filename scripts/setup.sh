@@ -12,7 +12,13 @@ cd "$(dirname "$0")/.."
 #   nginx: a real server that parses PROXY protocol v2.
 #   nftables, util-linux (nsenter): `toasim exec client --as ADDR`.
 #   apache2-utils (ab), with nginx, curl, python3, nftables: `npm run bench`.
-DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils"
+#   qemu-system-x86, busybox-static: `toasim vm` (the kernel tier) boots
+#     Debian kernels under QEMU with a busybox initramfs;
+#   gcc, make, libc6-dev, dwarves (pahole, for module BTF), xz-utils, zstd
+#     (compressed modules): building kmod/ and the C reader against them;
+#   kmod (insmod, rmmod, lsmod): run in the guest from this machine's root.
+DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils
+  qemu-system-x86 busybox-static gcc make libc6-dev dwarves xz-utils zstd kmod"
 
 missing=""
 for p in $DEBS; do
