@@ -17,8 +17,11 @@ cd "$(dirname "$0")/.."
 #   gcc, make, libc6-dev, dwarves (pahole, for module BTF), xz-utils, zstd
 #     (compressed modules): building kmod/ and the C reader against them;
 #   kmod (insmod, rmmod, lsmod): run in the guest from this machine's root.
+#   clang, bpftool, libbpf-dev (headers, and libbpf1 for the loader): the
+#     eBPF decoder, compiled on first use against this kernel's BTF.
 DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils
-  qemu-system-x86 busybox-static gcc make libc6-dev dwarves xz-utils zstd kmod"
+  qemu-system-x86 busybox-static gcc make libc6-dev dwarves xz-utils zstd kmod
+  clang bpftool libbpf-dev"
 
 missing=""
 for p in $DEBS; do

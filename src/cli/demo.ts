@@ -1,19 +1,25 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import { DecoderError } from "../decoder/errors.js";
 import type { Attempt, Outcome } from "../demo/client.js";
 import type { Seen } from "../demo/server.js";
 import { formatEndpoint, formatIp, parseIp } from "../option-codec/address.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { TunError } from "../tun/errors.js";
 import { nsExecArgs } from "../tun/topology.js";
+import {
+  addDecoderOptions,
+  type DecoderFlags,
+  moduleDecoder,
+  resolveDecoder,
+} from "./decoder-flags.js";
 import { CliError } from "./errors.js";
 import type { Io } from "./main.js";
 import { addProfileOptions, type ProfileFlags, profileList } from "./profile-flags.js";
 import { buildConfig } from "./up.js";
 
-interface DemoFlags extends ProfileFlags {
+interface DemoFlags extends ProfileFlags, DecoderFlags {
   json?: boolean;
 }
 
@@ -25,6 +31,7 @@ const SOURCES = {
 export function registerDemo(program: Command, io: Io): void {
   const cmd = program.command("demo");
   addProfileOptions(cmd);
+  addDecoderOptions(cmd);
   cmd
     .summary("set up, run real clients from several addresses, show what the server saw, tear down")
     .description(
@@ -49,8 +56,14 @@ function progress(io: Io, json: boolean | undefined, s: string): void {
   if (!json && process.stderr.isTTY) io.err(`${s}\n`);
 }
 
-function runInNs(ns: string, args: string[]): ChildProcess {
-  const argv = nsExecArgs(ns, [process.execPath, ...args]);
+/**
+ * Runs node with `args` in the namespace; in `cgroup` first when given
+ * (before `ip netns exec`, which remounts /sys where the cgroup files are).
+ */
+function runInNs(ns: string, args: string[], cgroup: string | null = null): ChildProcess {
+  let argv = nsExecArgs(ns, [process.execPath, ...args]);
+  if (cgroup !== null)
+    argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, ...argv];
   return spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
 }
 
@@ -97,6 +110,8 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
     mtu: "1500",
     maxConnections: "100000",
   });
+  const dec = resolveDecoder(f);
+  if (dec.note !== null && !f.json) io.err(`toasim demo: ${dec.note}\n`);
   progress(
     io,
     f.json,
@@ -104,9 +119,10 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
   );
   let inst: RunningInstance;
   try {
-    inst = await startInstance(config, extraRs);
+    inst = await startInstance(config, extraRs, { decoder: dec.settings });
   } catch (e) {
-    if (e instanceof TunError) throw new CliError("RUNTIME", null, e.message, 1);
+    if (e instanceof TunError || e instanceof DecoderError)
+      throw new CliError("RUNTIME", null, e.message, 1);
     throw e;
   }
   const stop = () => void inst.stop();
@@ -127,12 +143,11 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
           .flatMap((s) => s.servers.map((r) => formatIp(r.endpoint.addr))),
       ),
     ];
-    server = runInNs(inst.info.serverNs, [
-      script("server"),
-      String(tcpPort),
-      String(udpPort),
-      ...udpAddrs,
-    ]);
+    server = runInNs(
+      inst.info.serverNs,
+      [script("server"), String(tcpPort), String(udpPort), ...udpAddrs],
+      inst.info.rsCgroup,
+    );
     await firstLine(server, "the demo server", 10_000);
     const attempts: Attempt[] = [];
     for (const s of config.services) {
@@ -174,7 +189,7 @@ async function demo(f: DemoFlags, io: Io): Promise<number> {
       };
     });
     const ok = results.length > 0 && results.every((r) => r.pass);
-    const decoder = detectDecoder();
+    const decoder = inst.info.rsCgroup !== null ? "ebpf" : (moduleDecoder() ?? "none");
     if (f.json) {
       io.out(`${JSON.stringify({ ok, profile: config.profile.name, decoder, results })}\n`);
     } else {
@@ -216,17 +231,6 @@ function viaOf(seen: Seen): string {
   if (seen.proxy) return "proxy-header";
   if (seen.sockopt) return `getsockopt(${seen.sockopt.optname})`;
   return "getpeername";
-}
-
-/**
- * The TOA/UOA decoder in this kernel, if any: toasim's module, or another
- * module that shows the vendors' counters file.
- */
-function detectDecoder(): string {
-  if (existsSync("/sys/module/toasim")) return "toasim.ko";
-  if (existsSync("/proc/net/toa_stats") || existsSync("/proc/net/uoa_stats"))
-    return "a TOA/UOA module";
-  return "none";
 }
 
 function formatSeen(addr: string, port: number): string {

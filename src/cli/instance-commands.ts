@@ -3,6 +3,7 @@ import { readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { DROP_REASONS } from "../fullnat-sim/stats.js";
+import { cleanupRsCgroups } from "../runtime/rs-decoder.js";
 import { type ClientSource, cleanupClientSources, clientSource } from "../tun/client-source.js";
 import { TunError } from "../tun/errors.js";
 import {
@@ -50,6 +51,11 @@ export function registerInstanceCommands(program: Command, io: Io): void {
       const inst = findInstance(f.id);
       const ns = s === "client" ? inst.state.clientNs : inst.state.serverNs;
       let argv = nsExecArgs(ns, cmd);
+      // Servers join the instance's decoder cgroup (before `ip netns exec`,
+      // which remounts /sys): the eBPF decoder answers their sockets.
+      const rsCgroup = inst.state["rsCgroup"];
+      if (s === "rs" && typeof rsCgroup === "string")
+        argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', rsCgroup, ...argv];
       let source: ClientSource | null = null;
       if (as !== null) {
         try {
@@ -177,6 +183,7 @@ export function registerInstanceCommands(program: Command, io: Io): void {
         .filter((e) => ownerAlive(e.state))
         .map((e) => e.id);
       cleanupClientSources(live);
+      cleanupRsCgroups(live);
       removeStaleSockets(live);
       io.out(
         `toasim down: ${stopped} instance(s) stopped, ${removed.length} namespace(s) and ${removedStates.length} state file(s) removed\n`,

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerCraft } from "./craft.js";
+import { registerDecoder } from "./decoder.js";
 import { registerDemo } from "./demo.js";
 import { CliError } from "./errors.js";
 import { registerInstanceCommands } from "./instance-commands.js";
@@ -36,6 +37,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerInstanceCommands(program, io);
   registerDemo(program, io);
   registerVm(program, io);
+  registerDecoder(program, io);
   program.commands.forEach((c) => {
     c.exitOverride();
     c.configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} });

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { DecoderError } from "../decoder/errors.js";
 import {
   DEFAULT_PORTS,
   DEFAULT_TIMEOUTS,
@@ -9,6 +10,7 @@ import { formatEndpoint } from "../option-codec/address.js";
 import { defaultLips4, defaultLips6 } from "../runtime/defaults.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { TunError } from "../tun/errors.js";
+import { addDecoderOptions, type DecoderFlags, resolveDecoder } from "./decoder-flags.js";
 import { CliError } from "./errors.js";
 import type { Io } from "./main.js";
 import { choiceFlag, intFlag } from "./parse-flags.js";
@@ -21,7 +23,7 @@ import {
   readConfigFile,
 } from "./services.js";
 
-interface UpFlags extends ProfileFlags {
+interface UpFlags extends ProfileFlags, DecoderFlags {
   service?: string[];
   scheduler: string;
   config?: string;
@@ -33,6 +35,7 @@ interface UpFlags extends ProfileFlags {
 export function registerUp(program: Command, io: Io): void {
   const cmd = program.command("up");
   addProfileOptions(cmd);
+  addDecoderOptions(cmd);
   cmd
     .summary("start the gateway between a client and a server namespace, until Ctrl-C")
     .description(
@@ -40,6 +43,9 @@ export function registerUp(program: Command, io: Io): void {
         "the FULLNAT gateway between them in the foreground. Clients reach the VIPs from the\n" +
         "client namespace (toasim exec client -- CMD); servers listen in the server namespace\n" +
         "(toasim exec rs -- CMD). Ctrl-C or SIGTERM stops it and removes everything.\n\n" +
+        "Servers started with toasim exec rs run in a cgroup where the eBPF decoder (the\n" +
+        "module-free server side: --decoder) gives them the real client through getpeername\n" +
+        "and the getsockopt ABIs; its UOA part sits on the server namespace's TUN.\n\n" +
         "Default services (without --service or a config file):\n" +
         "  tcp 203.0.113.10:80        -> 192.0.2.10:8080\n" +
         "  tcp [2001:db8:f::10]:80    -> [2001:db8:5::10]:8080\n" +
@@ -113,11 +119,14 @@ export function buildConfig(f: UpFlags): { config: GatewayConfig; extraRs: strin
 
 async function up(f: UpFlags, io: Io): Promise<void> {
   const { config, extraRs } = buildConfig(f);
+  const decoder = resolveDecoder(f);
+  if (decoder.note !== null) io.err(`toasim up: ${decoder.note}\n`);
   let inst: RunningInstance;
   try {
-    inst = await startInstance(config, extraRs);
+    inst = await startInstance(config, extraRs, { decoder: decoder.settings });
   } catch (e) {
-    if (e instanceof TunError) throw new CliError("RUNTIME", null, e.message, 1);
+    if (e instanceof TunError || e instanceof DecoderError)
+      throw new CliError("RUNTIME", null, e.message, 1);
     throw e;
   }
   const stop = () => {
@@ -127,7 +136,8 @@ async function up(f: UpFlags, io: Io): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   process.on("SIGHUP", stop);
-  const { id, clientNs, serverNs } = inst.info;
+  const { id, clientNs, serverNs, rsCgroup } = inst.info;
+  const decoderName = rsCgroup === null ? "none" : "ebpf";
   const services = config.services.map((s) => ({
     proto: s.proto,
     vip: formatEndpoint(s.vip),
@@ -135,12 +145,15 @@ async function up(f: UpFlags, io: Io): Promise<void> {
   }));
   if (f.json) {
     io.out(
-      `${JSON.stringify({ ready: true, id, clientNs, serverNs, profile: config.profile.name, services })}\n`,
+      `${JSON.stringify({ ready: true, id, clientNs, serverNs, profile: config.profile.name, decoder: decoderName, rsCgroup, services })}\n`,
     );
   } else {
     io.out(`toasim: instance ${id} up, profile ${config.profile.name}\n`);
     io.out(`  client namespace ${clientNs}   (toasim exec client -- CMD)\n`);
     io.out(`  server namespace ${serverNs}   (toasim exec rs -- CMD)\n`);
+    io.out(
+      `  decoder          ${rsCgroup === null ? "none" : `ebpf, for servers in cgroup ${rsCgroup}`}\n`,
+    );
     for (const s of services)
       io.out(`  ${s.proto} ${s.vip.padEnd(22)} -> ${s.servers.join(", ")}\n`);
     io.out("Ctrl-C stops and removes everything.\n");

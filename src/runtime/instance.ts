@@ -2,6 +2,7 @@ import { rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
+import type { DecoderSettings } from "../decoder/maps.js";
 import type { GatewayConfig } from "../fullnat-sim/config.js";
 import { newStats, Stat, statsObject } from "../fullnat-sim/stats.js";
 import {
@@ -16,6 +17,7 @@ import {
   TopologyAddress,
   writeState,
 } from "../tun/topology.js";
+import { type RsDecoder, startRsDecoder } from "./rs-decoder.js";
 import type { Forwarder, FromWorker, ToWorker, WorkerInput } from "./worker.js";
 
 export function controlSocketPath(id: string): string {
@@ -27,6 +29,8 @@ export interface InstanceInfo {
   readonly clientNs: string;
   readonly serverNs: string;
   readonly socket: string;
+  /** The cgroup `toasim exec rs` runs servers in, when the eBPF decoder is on. */
+  readonly rsCgroup: string | null;
 }
 
 export interface InstanceOptions {
@@ -38,6 +42,8 @@ export interface InstanceOptions {
    * ranges back into tun-r (see nullForwarderRoutes).
    */
   readonly forwarder?: Forwarder;
+  /** Load the eBPF decoder for the server namespace with these settings. */
+  readonly decoder?: DecoderSettings | null;
 }
 
 export interface RunningInstance {
@@ -69,6 +75,7 @@ export async function startInstance(
   let topo: Topology | null = null;
   let worker: Worker | null = null;
   let server: Server | null = null;
+  let decoder: RsDecoder | null = null;
   let done = false;
   const exitHook = () => teardownSync();
   const teardownSync = () => {
@@ -76,6 +83,8 @@ export async function startInstance(
     done = true;
     process.off("exit", exitHook);
     try {
+      // Before the namespaces: its tc filter is detached inside one.
+      decoder?.close();
       topo?.destroy();
     } finally {
       rmSync(socket, { force: true });
@@ -90,6 +99,18 @@ export async function startInstance(
     if (forwarder === "null") nullForwarderRoutes(serverNs);
     const startedAt = new Date().toISOString();
     writeState(id, { pid: process.pid, clientNs, serverNs, startedAt, socket });
+    if (options.decoder) {
+      decoder = await startRsDecoder(id, serverNs, options.decoder);
+      writeState(id, {
+        pid: process.pid,
+        clientNs,
+        serverNs,
+        startedAt,
+        socket,
+        rsCgroup: decoder.cgroup,
+        decoder: "ebpf",
+      });
+    }
   } catch (e) {
     teardownSync();
     throw e;
@@ -146,7 +167,7 @@ export async function startInstance(
   server = createServer((s) => {
     clients.add(s);
     s.on("close", () => clients.delete(s));
-    handleControl(s, statsBuf, w, captureWaiters, stop);
+    handleControl(s, statsBuf, w, captureWaiters, stop, decoder);
   });
   await new Promise<void>((resolve, reject) => {
     server!.once("error", reject);
@@ -154,7 +175,7 @@ export async function startInstance(
     server!.listen(socket, () => resolve());
   });
   return {
-    info: { id, clientNs, serverNs, socket },
+    info: { id, clientNs, serverNs, socket, rsCgroup: decoder?.cgroup ?? null },
     failure: () => workerError,
     stopped: exited.then(() => stop()),
     stop,
@@ -179,6 +200,7 @@ function nullForwarderRoutes(serverNs: string): void {
 
 type ControlRequest =
   | { cmd: "stats" }
+  | { cmd: "decoder" }
   | { cmd: "capture"; side: "client" | "server"; path: string; count: number }
   | { cmd: "capture-stop" }
   | { cmd: "stop" };
@@ -189,6 +211,7 @@ function handleControl(
   w: Worker,
   waiters: Map<string, (m: FromWorker) => void>,
   stop: () => Promise<void>,
+  decoder: RsDecoder | null,
 ): void {
   let input = "";
   s.setEncoding("utf8");
@@ -227,6 +250,10 @@ function handleControl(
         if (waiters.has(side)) w.postMessage({ type: "capture-stop", side } satisfies ToWorker);
       });
       w.postMessage({ type: "capture", side, path: req.path, count: req.count } satisfies ToWorker);
+    } else if (req.cmd === "decoder") {
+      s.end(
+        `${JSON.stringify({ ok: true, decoder: decoder === null ? null : decoder.stats() })}\n`,
+      );
     } else if (req.cmd === "stop") {
       s.end(`${JSON.stringify({ ok: true })}\n`);
       void stop();

@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { type Ffi, type FfiLib, openLibrary } from "../ffi.js";
 import { SockoptError, SockoptErrorCode } from "./errors.js";
 
 /**
@@ -28,29 +28,12 @@ export function sockLibc(): SockLibc {
       `the TOA/UOA socket options exist on Linux only (this is ${process.platform})`,
     );
   }
-  let koffi: KoffiModule;
+  let koffi: Ffi;
+  let lib: FfiLib;
   try {
-    // koffi is CommonJS with a native addon; require it only when a reader runs.
-    koffi = createRequire(import.meta.url)("koffi") as KoffiModule;
+    ({ koffi, lib } = openLibrary(null, "the socket-option readers use"));
   } catch (e) {
-    throw new SockoptError(
-      SockoptErrorCode.loadFailed,
-      `load koffi (the FFI the socket-option readers use; run npm install): ${(e as Error).message}`,
-      null,
-      { cause: e },
-    );
-  }
-  let lib: KoffiLib;
-  try {
-    // null: the symbols already linked into node (glibc or musl alike).
-    lib = koffi.load(null);
-  } catch (e) {
-    throw new SockoptError(
-      SockoptErrorCode.loadFailed,
-      `load libc through koffi: ${(e as Error).message}`,
-      null,
-      { cause: e },
-    );
+    throw new SockoptError(SockoptErrorCode.loadFailed, (e as Error).message, null, { cause: e });
   }
   loaded = {
     getsockopt: lib.func(
@@ -65,14 +48,4 @@ export function sockLibc(): SockLibc {
     errno: () => koffi.errno(),
   };
   return loaded;
-}
-
-// The koffi entry points used, typed here so the layer compiles without
-// koffi's own types.
-interface KoffiLib {
-  func(definition: string): unknown;
-}
-interface KoffiModule {
-  load(path: string | null): KoffiLib;
-  errno(): number;
 }

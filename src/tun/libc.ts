@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { type Ffi, type FfiLib, openLibrary } from "../ffi.js";
 import { TunError, TunErrorCode } from "./errors.js";
 
 /**
@@ -63,33 +63,12 @@ export function libc(): Libc {
       `TUN devices and network namespaces need Linux (this is ${process.platform})`,
     );
   }
-  let koffi: KoffiModule;
+  let koffi: Ffi;
+  let lib: FfiLib;
   try {
-    // createRequire: koffi is CommonJS with a native addon, and a static
-    // import would load it for every importer of the layer.
-    koffi = createRequire(import.meta.url)("koffi") as KoffiModule;
+    ({ koffi, lib } = openLibrary(null, "used for TUN devices"));
   } catch (e) {
-    throw new TunError(
-      TunErrorCode.loadFailed,
-      `load koffi (the FFI used for TUN devices; run npm install): ${(e as Error).message}`,
-      null,
-      { cause: e },
-    );
-  }
-  let lib: KoffiLib;
-  try {
-    // null = the symbols already in the process: Node links libc, and this
-    // works with glibc and musl alike, unlike naming "libc.so.6".
-    lib = koffi.load(null);
-  } catch (e) {
-    throw new TunError(
-      TunErrorCode.loadFailed,
-      `load libc through koffi: ${(e as Error).message}`,
-      null,
-      {
-        cause: e,
-      },
-    );
+    throw new TunError(TunErrorCode.loadFailed, (e as Error).message, null, { cause: e });
   }
   const strerror = lib.func("const char *strerror(int errnum)") as (n: number) => string;
   loaded = {
@@ -104,14 +83,4 @@ export function libc(): Libc {
     strerror: (n) => strerror(n),
   };
   return loaded;
-}
-
-// The few koffi entry points used, typed here so the rest of the layer does
-// not depend on koffi's types being resolvable when koffi is absent.
-interface KoffiLib {
-  func(definition: string): unknown;
-}
-interface KoffiModule {
-  load(path: string | null): KoffiLib;
-  errno(): number;
 }

@@ -1,19 +1,8 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { VmError, VmErrorCode } from "./errors.js";
 
-/**
- * Where downloaded kernels, module builds and apt state live: TOASIM_CACHE,
- * else /var/cache/toasim for root and ~/.cache/toasim for others. Nothing is
- * ever installed into the host system.
- */
-export function cacheDir(): string {
-  const env = process.env["TOASIM_CACHE"];
-  if (env !== undefined && env !== "") return env;
-  if (process.getuid?.() === 0) return "/var/cache/toasim";
-  return join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "toasim");
-}
+export { cacheDir } from "../cache-dir.js";
 
 /**
  * An exclusive lock on one cache entry, so two runs never unpack into the

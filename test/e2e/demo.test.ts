@@ -65,7 +65,7 @@ describe.skipIf(skip !== null)("toasim demo", () => {
   });
 
   it("dpvs without a decoder: the server sees the gateway's LIPs, and the rows say FAIL (exit 1)", () => {
-    const { code, out } = demo(["--profile", "dpvs"]);
+    const { code, out } = demo(["--profile", "dpvs", "--decoder", "none"]);
     expect(code).toBe(1);
     expect(out.ok).toBe(false);
     expect(out.decoder).toBe("none");

@@ -191,14 +191,19 @@ export interface Instance {
   readonly up: Background;
 }
 
-/** `toasim up --json ARGS` as a child process; resolves on its ready line. */
+/**
+ * `toasim up --json ARGS` as a child process; resolves on its ready line.
+ * Without a decoder unless ARGS name one: these tests look at what the
+ * gateway sends, which a decoder would change on the way (UOA opp).
+ */
 export async function startInstance(args: readonly string[], ms = 20_000): Promise<Instance> {
   if (!existsSync(join(ROOT, "dist/src/runtime/worker.js"))) {
     throw new Error("dist/ is missing: run npm run build before the e2e tier");
   }
+  const all = args.includes("--decoder") ? args : ["--decoder", "none", ...args];
   const up = new Background(
-    [process.execPath, CLI, "up", "--json", ...args],
-    `toasim up ${args.join(" ")}`,
+    [process.execPath, CLI, "up", "--json", ...all],
+    `toasim up ${all.join(" ")}`,
   );
   try {
     await up.waitFor(() => up.lines().length > 0, ms, "ready line");

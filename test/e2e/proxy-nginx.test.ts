@@ -27,7 +27,7 @@ interface Ready {
 }
 
 function startUp(args: string[]): Promise<{ proc: ChildProcess; ready: Ready }> {
-  const proc = spawn(process.execPath, [BIN, "up", "--json", ...args], {
+  const proc = spawn(process.execPath, [BIN, "up", "--json", "--decoder", "none", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new Promise((resolve, reject) => {

@@ -2,12 +2,22 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
+import {
+  type Case,
+  clientOf,
+  decoderChecks,
+  field,
+  type Json,
+  KERNEL_TROUBLE,
+  type Stats,
+} from "../helpers/decoder-checks.js";
 import { commandMissing, tierUnavailable } from "../helpers/tier.js";
 
 /**
  * The kernel tier: for each Debian kernel, toasim's module is built against
  * that kernel's headers (`toasim vm --build --build-only`), then the kernel
- * boots under QEMU (`toasim vm`) and test/kernel/guest/kmod-scenario.ts runs
+ * boots under QEMU (`toasim vm`) and test/decoder-run/scenario.ts runs
  * inside it: the real gateway (toasim up), the real module, the Node, C and
  * Python reader servers and socat clients. The scenario records; the tests
  * here judge what it recorded.
@@ -39,34 +49,13 @@ function missing(): string | null {
     if (m !== null) return m;
   }
   if (!existsSync("/bin/busybox")) return "/bin/busybox missing (busybox-static)";
-  if (!existsSync(join(ROOT, "dist/test/kernel/guest/kmod-scenario.js")))
+  if (!existsSync(join(ROOT, "dist/test/decoder-run/scenario.js")))
     return "not built (npm run build)";
   return null;
 }
 
 const skip = tierUnavailable("kernel", missing());
 
-type Json = Record<string, unknown>;
-interface Addr {
-  family: number;
-  address: string;
-  port: number;
-}
-interface Case {
-  phase: string;
-  profile: string;
-  reader: string;
-  proto: "tcp" | "udp";
-  family: "v4" | "v6" | "nat64";
-  client: { address: string; port: number };
-  report: Json | null;
-  error?: string;
-}
-type Counters = Record<string, number>;
-interface Stats {
-  toa: Counters;
-  uoa: Counters;
-}
 interface BuildJson {
   kernel: string;
   builds: { source: string; modules: string[]; warnings: string[]; compiler: string }[];
@@ -111,12 +100,6 @@ function runAsync(
 const toasim = (args: string[], timeoutMs: number) =>
   runAsync([process.execPath, CLI, ...args], timeoutMs);
 
-const delta = (a: Counters, b: Counters, k: string): number => (b[k] ?? 0) - (a[k] ?? 0);
-
-/** The kernel log lines that mean something went wrong in the kernel. */
-const KERNEL_TROUBLE =
-  /\b(Oops|BUG:|WARNING:|kernel BUG|general protection|Call Trace|RIP:|refcount_t|UBSAN|KASAN|list_(add|del) corruption|rcu_sched self-detected stall|blocked for more than|calls missed)\b/;
-
 const TAINT_OOT = 4096; // O: out-of-tree module loaded
 const TAINT_UNSIGNED = 8192; // E: unsigned module loaded
 
@@ -124,12 +107,54 @@ const TAINT_UNSIGNED = 8192; // E: unsigned module loaded
 // kernel log and console of each kernel, for whoever reads a failure.
 const work = join(ROOT, "out", "kernel");
 
+/**
+ * The parity test's input: the gateway's output for every dialect recorded
+ * on the host, and what the eBPF decoder answered for it there; each
+ * kernel's module then answers the same packets in its VM.
+ */
+const PARITY = join(ROOT, "out", "parity");
+const paritySkip =
+  skip ?? tierUnavailable("kernel (parity with the eBPF decoder)", ebpfUnavailable());
+let ebpfAnswers: Json | null = null;
+let manifest: Record<string, { family: number; address: string; port: number }> = {};
+
 describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
   beforeAll(async () => {
     // The C reader runs in the guest from the shared root.
     const r = await runAsync(["make", "-C", join(ROOT, "examples/c")], 120_000);
     if (r.code !== 0) throw new Error(`make -C examples/c failed:\n${r.stderr}`);
-  });
+    if (paritySkip !== null) return;
+    rmSync(PARITY, { recursive: true, force: true });
+    const rec = await runAsync(
+      [
+        process.execPath,
+        join(ROOT, "dist/test/decoder-run/record.js"),
+        "--dir",
+        join(PARITY, "pcaps"),
+      ],
+      600_000,
+    );
+    if (rec.code !== 0)
+      throw new Error(`recording the gateway failed:\n${rec.stderr.slice(-3000)}`);
+    const rep = await runAsync(
+      [
+        process.execPath,
+        join(ROOT, "dist/test/decoder-run/replay.js"),
+        "--dir",
+        join(PARITY, "pcaps"),
+        "--decoder",
+        "ebpf",
+        "--out",
+        join(PARITY, "ebpf.json"),
+      ],
+      600_000,
+    );
+    if (rep.code !== 0) throw new Error(`the eBPF replay failed:\n${rep.stderr.slice(-3000)}`);
+    ebpfAnswers = (JSON.parse(readFileSync(join(PARITY, "ebpf.json"), "utf8")) as Json)[
+      "answers"
+    ] as Json;
+    manifest = JSON.parse(readFileSync(join(PARITY, "pcaps", "manifest.json"), "utf8"));
+  }, 1_300_000);
 
   it("follows the kernel coding style (checkpatch --strict: no errors, warnings or checks)", async () => {
     const r = await runAsync(["make", "-C", join(ROOT, "kmod"), "style"], 600_000);
@@ -183,13 +208,16 @@ describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
             "1500",
             "--",
             "node",
-            "dist/test/kernel/guest/kmod-scenario.js",
+            "dist/test/decoder-run/scenario.js",
+            "--decoder",
+            "module",
             "--module",
             mod!,
             "--rival",
             rival!,
             "--out",
             join(dir, "results.json"),
+            ...(paritySkip === null ? ["--replay", join(PARITY, "pcaps")] : []),
           ],
           1_600_000,
         );
@@ -205,14 +233,7 @@ describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
       }, 1_800_000);
 
       const of = (phase: string): Case[] => cases.filter((c) => c.phase === phase);
-      const field = (c: Case, k: string): Json => (c.report?.[k] ?? {}) as Json;
-      const client = (c: Case): Addr => ({
-        family: c.family === "v4" ? 4 : 6,
-        address: c.client.address,
-        port: c.client.port,
-      });
-      const isLip = (a: Json): boolean =>
-        a["family"] === 4 && /^192\.0\.2\.(1[0-2]\d|13[01])$/.test(String(a["address"]));
+      const client = clientOf;
 
       it("builds both modules against the kernel's headers without a warning", () => {
         expect(build.builds).toHaveLength(2);
@@ -230,41 +251,30 @@ describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
         expect(String(res["kernel"])).toBe(vm.kernel);
       });
 
-      it("TCP: every reader gets the client for v4, v6 and NAT64 (getpeername, 2049, 4096, 1345)", () => {
-        const tcp = of("readers-opp").filter((c) => c.proto === "tcp");
-        expect(tcp).toHaveLength(9);
-        for (const c of tcp) {
-          expect(c.error, `${c.reader} ${c.family}`).toBeUndefined();
-          const want = client(c);
-          const label = `${c.reader} tcp ${c.family}`;
-          expect(field(c, "toaCtl"), label).toEqual({ ok: true, ...want, toaSet: true });
-          expect(field(c, "ttm"), label).toEqual({ ok: true, ...want });
-          if (c.family === "nat64") {
-            // v6_on_v4=keep (the default, DPVS's behaviour): getpeername
-            // shows the gateway and 4096 the IPv6 client.
-            expect(isLip(field(c, "peer")), label).toBe(true);
-            expect(field(c, "toaLookup"), label).toEqual({ ok: true, ...want });
-          } else {
-            expect(field(c, "peer"), label).toEqual(want);
-            expect(field(c, "toaLookup"), label).toEqual({ ok: false, errno: 22, error: "EINVAL" });
-          }
-        }
-        expect(new Set(tcp.map((c) => c.reader))).toEqual(new Set(["node", "c", "python"]));
-      });
+      decoderChecks(() => ({ res, cases }), "toasim.ko");
 
-      it("UDP: every reader gets the client from opp (v4, v6, NAT64) and ipo (v4), both 2048 forms", () => {
-        const udp = [...of("readers-opp").filter((c) => c.proto === "udp"), ...of("readers-ipo")];
-        expect(udp).toHaveLength(12);
-        for (const c of udp) {
-          const label = `${c.reader} ${c.phase} udp ${c.family}`;
-          expect(c.error, label).toBeUndefined();
-          const want = client(c);
-          expect(field(c, "uoaNoa"), label).toEqual({ ok: true, ...want });
-          expect(field(c, "uoaDpvs"), label).toEqual({ ok: true, ...want });
-          // The datagram itself came from the gateway.
-          expect(field(c, "peer")["address"], label).not.toBe(want.address);
-        }
-      });
+      it.skipIf(paritySkip !== null)(
+        "the same recorded packets get the same answers from this module and from the eBPF decoder",
+        () => {
+          const p = res["parity"] as { code: number; stderr: string; answers: Json | null };
+          expect(p.code, p.stderr).toBe(0);
+          const ours = p.answers!;
+          const theirs = ebpfAnswers!;
+          const tags = Object.keys(manifest);
+          expect(tags.length).toBeGreaterThanOrEqual(20);
+          expect(Object.keys(ours).sort()).toEqual(tags.sort());
+          for (const tag of tags) {
+            expect(ours[tag], tag).toEqual(theirs[tag]);
+            // ... and both are right, not alike in error.
+            const want = manifest[tag]!;
+            const a = ((ours[tag] as Json)["toaCtl"] ?? (ours[tag] as Json)["uoaNoa"]) as Json;
+            expect(a["ok"], tag).toBe(true);
+            expect(a["address"], tag).toBe(want.address);
+            // aliyun-cdn carries no port: the socket's own is kept.
+            if (!tag.startsWith("aliyun-cdn/")) expect(a["port"], tag).toBe(want.port);
+          }
+        },
+      );
 
       it("v6_on_v4=inet6: getpeername of a NAT64 client on an IPv4 socket is the IPv6 client", () => {
         const r = res["inet6"] as Json;
@@ -274,130 +284,6 @@ describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
         for (const c of [...of("inet6")]) {
           expect(field(c, "peer"), `${c.reader} ${c.family}`).toEqual(client(c));
         }
-      });
-
-      it("reads every TCP dialect the gateway emits", () => {
-        const d = of("dialects");
-        expect(new Set(d.map((c) => c.profile))).toEqual(
-          new Set([
-            "lvs",
-            "tencent",
-            "ksyun-ttm",
-            "noa",
-            "bytedance",
-            "bytedance-vaddr",
-            "aliyun-cdn",
-            "ucloud",
-          ]),
-        );
-        for (const c of d) {
-          const label = `${c.profile} ${c.family}`;
-          expect(c.error, label).toBeUndefined();
-          const want = client(c);
-          const ctl = field(c, "toaCtl");
-          expect(ctl["toaSet"], label).toBe(true);
-          expect(ctl["address"], label).toBe(want.address);
-          expect(field(c, "peer")["address"], label).toBe(want.address);
-          // aliyun-cdn carries no port: the socket's own (the gateway's) stays.
-          if (c.profile !== "aliyun-cdn") expect(field(c, "peer")["port"], label).toBe(want.port);
-          else expect(field(c, "peer")["port"], label).not.toBe(want.port);
-        }
-      });
-
-      it("toasim demo shows every client (TCP and UDP, v4, v6, NAT64) through the module", () => {
-        const d = res["demo"] as { code: number; stderr: string; out: Json | null };
-        expect(d.out, d.stderr).not.toBeNull();
-        const out = d.out!;
-        expect(out["decoder"]).toBe("toasim.ko");
-        const rows = out["results"] as {
-          proto: string;
-          family: string;
-          pass: boolean;
-          seen: Json;
-        }[];
-        expect(rows).toHaveLength(12);
-        for (const r of rows) {
-          expect(r.pass, `${r.proto} ${r.family} ${JSON.stringify(r.seen)}`).toBe(true);
-          expect(r.seen["via"]).toBe(r.proto === "tcp" ? "getsockopt(2049)" : "getsockopt(2048)");
-        }
-        expect(out["ok"]).toBe(true);
-        expect(d.code).toBe(0);
-      });
-
-      it("toa_stats and uoa_stats count the connections made, and IPv6 clients are freed", () => {
-        const r = res["readers-opp"] as { tcpConnections: number; before: Stats; after: Stats };
-        expect(r.tcpConnections).toBe(9);
-        expect(delta(r.before.toa, r.after.toa, "syn_recv_sock_toa")).toBe(9);
-        expect(delta(r.before.toa, r.after.toa, "syn_recv_sock_no_toa")).toBe(0);
-        // v6 and NAT64 for each of the three readers.
-        expect(delta(r.before.toa, r.after.toa, "ip6_address_alloc")).toBe(6);
-        expect(delta(r.before.toa, r.after.toa, "ip6_address_free")).toBe(6);
-        // getpeername: v4 and v6 rewritten, NAT64 left as the gateway (keep).
-        expect(delta(r.before.toa, r.after.toa, "getname_toa_ok")).toBeGreaterThanOrEqual(6);
-        expect(delta(r.before.toa, r.after.toa, "getname_toa_mismatch")).toBeGreaterThanOrEqual(3);
-        expect(r.after.toa["sock_entries"]).toBe(0);
-        // UDP: 9 datagrams with a UOA, each looked up with both forms by its reader.
-        expect(delta(r.before.uoa, r.after.uoa, "got")).toBe(9);
-        expect(delta(r.before.uoa, r.after.uoa, "saved")).toBe(9);
-        expect(delta(r.before.uoa, r.after.uoa, "success")).toBe(18);
-        expect(delta(r.before.uoa, r.after.uoa, "invalid")).toBe(0);
-      });
-
-      it("UOA flow entries expire: the same flow finds nothing after uoa_timeout", () => {
-        const e = res["expiry"] as {
-          first: Case;
-          third: Case;
-          fourth: Case;
-          mid: Stats;
-          after: Stats;
-        };
-        expect(field(e.first, "uoaNoa")).toEqual({ ok: true, ...client(e.first) });
-        expect(field(e.third, "uoaNoa")).toEqual({ ok: true, ...client(e.third) });
-        expect(field(e.fourth, "uoaNoa")).toEqual({ ok: false, errno: 2, error: "ENOENT" });
-        expect(field(e.fourth, "uoaDpvs")).toEqual({ ok: false, errno: 2, error: "ENOENT" });
-        expect(e.after.uoa["expired"]!).toBeGreaterThan(e.mid.uoa["expired"]!);
-        expect(e.after.uoa["flow_entries"]).toBe(0);
-      });
-
-      it("2,000 connections with broken and untrusted carriers are each counted, and nothing leaks", () => {
-        const s = res["storm"] as {
-          code: number;
-          stderr: string;
-          summary: { tcp: Json; udp: Json; expect: Counters } | null;
-          before: Stats;
-          after: Stats;
-          settled: Stats;
-        };
-        expect(s.code, s.stderr).toBe(0);
-        const sum = s.summary!;
-        // Every handshake completes, but where the kernel drops the ACK itself
-        // (7.x: an option running past the header); the server accepted each.
-        const refused = Object.values(sum.tcp["refusedByKernel"] as Counters).reduce(
-          (a, b) => a + b,
-          0,
-        );
-        expect(Number(sum.tcp["established"]) + refused).toBe(2000);
-        expect(Number(sum.tcp["established"])).toBeGreaterThan(1700);
-        expect(sum.tcp["accepted"]).toBe(sum.tcp["established"]);
-        const x = sum.expect;
-        const t = (k: string): number => delta(s.before.toa, s.after.toa, k);
-        const u = (k: string): number => delta(s.before.uoa, s.after.uoa, k);
-        expect(x["toa_malformed"]!).toBeGreaterThan(1000);
-        expect(t("toa_malformed")).toBe(x["toa_malformed"]);
-        expect(t("toa_untrusted")).toBe(x["toa_untrusted"]);
-        expect(t("syn_recv_sock_toa")).toBe(x["syn_recv_sock_toa"]);
-        expect(t("syn_recv_sock_no_toa")).toBe(x["syn_recv_sock_no_toa"]);
-        expect(t("ip6_address_alloc")).toBe(x["ip6_address_alloc"]);
-        expect(u("invalid")).toBe(x["uoa_invalid"]);
-        expect(u("untrusted")).toBe(x["uoa_untrusted"]);
-        expect(u("saved")).toBe(x["uoa_saved"]);
-        expect(u("none")).toBe(x["uoa_none"]);
-        // Once the sockets are gone and the flows expired, the tables are empty.
-        expect(s.settled.toa["sock_entries"]).toBe(0);
-        expect(s.settled.toa["syn_entries"]).toBe(0);
-        expect(s.settled.uoa["flow_entries"]).toBe(0);
-        expect(s.settled.toa["ip6_address_free"]).toBe(s.settled.toa["ip6_address_alloc"]);
-        expect(s.settled.uoa["expired"]).toBe(s.settled.uoa["saved"]);
       });
 
       it("unloads safely with connections open and busy, and loads again", () => {

@@ -2,30 +2,42 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Bg, run, sleep } from "./proc.js";
+import { moduleStats, type Stats } from "./proc-stats.js";
 
-// Runs inside the test VM (toasim vm), as root, with the kernel under test:
-// loads the module, drives the real gateway (toasim up) and the three reader
-// servers (Node, C, Python) with real clients (socat), and records what each
-// server saw, the module's counters and the outcome of the load/unload cases
-// into a JSON file. It records; test/kernel/kmod.test.ts judges.
+// One decoder through the whole chain, as root: the real gateway (toasim
+// up), the three reader servers (Node, C, Python, started with toasim exec
+// rs), real clients (socat), a storm of crafted broken carriers, and the
+// decoder's counters. `--decoder module` runs inside the test VM (toasim
+// vm) with the kernel under test and also loads, unloads and clashes the
+// module; `--decoder ebpf` runs on the host with the eBPF decoder. It
+// records into a JSON file; test/helpers/decoder-checks.ts judges, for both.
 
-const ROOT = resolve(import.meta.dirname, "../../../..");
+const ROOT = resolve(import.meta.dirname, "../../..");
 const CLI = join(ROOT, "bin/toasim.js");
 
 const { values: opt } = parseArgs({
   options: {
+    decoder: { type: "string", default: "module" },
     module: { type: "string" },
     rival: { type: "string" },
     out: { type: "string" },
     storm: { type: "string", default: "2000" },
+    replay: { type: "string" },
   },
 });
-if (!opt.module || !opt.rival || !opt.out) {
-  console.error("usage: kmod-scenario --module toasim.ko --rival rival.ko --out results.json");
+const MODE = opt.decoder === "ebpf" ? "ebpf" : "module";
+if (
+  !opt.out ||
+  (opt.decoder !== "module" && opt.decoder !== "ebpf") ||
+  (MODE === "module" && (!opt.module || !opt.rival))
+) {
+  console.error(
+    "usage: scenario --out results.json [--decoder module --module toasim.ko --rival rival.ko | --decoder ebpf]",
+  );
   process.exit(2);
 }
-const MODULE = opt.module;
-const RIVAL = opt.rival;
+const MODULE = opt.module ?? "";
+const RIVAL = opt.rival ?? "";
 const OUT = opt.out;
 /** Short, so the expiry of UDP flows is seen within the run. */
 const UOA_TIMEOUT = 10;
@@ -34,27 +46,26 @@ const SYN_TIMEOUT = 10;
 const LOAD_PARAMS = [`uoa_timeout=${UOA_TIMEOUT}`, `syn_timeout=${SYN_TIMEOUT}`];
 
 type Json = Record<string, unknown>;
-const results: Json = { kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() };
+const results: Json = {
+  kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+  decoder: MODE,
+};
 const save = (): void => writeFileSync(OUT, `${JSON.stringify(results, null, 1)}\n`);
 const log = (s: string): void => console.error(`[scenario] ${s}`);
 
 // ---------------------------------------------------------------------------
 
-function readStats(file: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^(\w+)\s*:(.*)$/.exec(line);
-    if (!m) continue;
-    out[m[1]!] = m[2]!
-      .trim()
-      .split(/\s+/)
-      .reduce((a, v) => a + Number(v), 0);
-  }
-  return out;
-}
-
-function stats(): { toa: Record<string, number>; uoa: Record<string, number> } {
-  return { toa: readStats("/proc/net/toa_stats"), uoa: readStats("/proc/net/uoa_stats") };
+/** The decoder's counters: the module's /proc/net files, or the instance's eBPF maps. */
+async function stats(inst?: Inst): Promise<Stats> {
+  if (MODE === "module") return moduleStats();
+  if (inst === undefined) throw new Error("eBPF counters belong to an instance");
+  const r = await run(
+    [process.execPath, CLI, "decoder", "stats", "--id", inst.id, "--json"],
+    30_000,
+  );
+  if (r.code !== 0) throw new Error(`toasim decoder stats: ${r.stderr.trim()}`);
+  const j = JSON.parse(r.stdout) as Stats;
+  return { toa: j.toa, uoa: j.uoa };
 }
 
 async function insmod(
@@ -80,8 +91,14 @@ interface Inst {
   up: Bg;
 }
 
+/** Timeouts short enough for the run to see entries expire. */
+const DECODER_ARGS =
+  MODE === "module"
+    ? ["--decoder", "none"]
+    : ["--decoder", "ebpf", "--decoder-uoa-timeout", String(UOA_TIMEOUT)];
+
 async function up(args: string[]): Promise<Inst> {
-  const p = new Bg([process.execPath, CLI, "up", "--json", ...args]);
+  const p = new Bg([process.execPath, CLI, "up", "--json", ...DECODER_ARGS, ...args]);
   await p.until(() => p.out.includes("\n"), 90_000, "toasim up ready line");
   const ready = JSON.parse(p.out.split("\n")[0]!) as {
     id: string;
@@ -121,7 +138,8 @@ async function startReader(inst: Inst, r: Reader, i: number): Promise<Bg> {
     "--ready",
     ready,
   ];
-  const p = new Bg(["ip", "netns", "exec", inst.serverNs, ...argv]);
+  // exec rs: in the instance's decoder cgroup when there is one.
+  const p = new Bg([process.execPath, CLI, "exec", "rs", "--id", inst.id, "--", ...argv]);
   await p.until(() => existsSync(ready), 60_000, `${r} reader ready`);
   return p;
 }
@@ -275,7 +293,7 @@ async function readersPhase(uoa: "opp" | "ipo"): Promise<void> {
   const servers: Bg[] = [];
   try {
     for (const [i, r] of READERS.entries()) servers.push(await startReader(inst, r, i));
-    const before = stats();
+    const before = await stats(inst);
     let tcp = 0;
     for (const [i, r] of READERS.entries()) {
       if (uoa === "opp") {
@@ -289,7 +307,7 @@ async function readersPhase(uoa: "opp" | "ipo"): Promise<void> {
       }
     }
     await sleep(3000); // TIME_WAIT replaces the full sockets: their entries go
-    results[phase] = { tcpConnections: tcp, before, after: stats() };
+    results[phase] = { tcpConnections: tcp, before, after: await stats(inst) };
     save();
 
     if (uoa === "ipo") {
@@ -301,9 +319,9 @@ async function readersPhase(uoa: "opp" | "ipo"): Promise<void> {
       const first = await attempt(inst, "expiry", "dpvs", "node", 0, "udp", "v4", port);
       await attempt(inst, "expiry", "dpvs", "node", 0, "udp", "v4", port);
       const third = await attempt(inst, "expiry", "dpvs", "node", 0, "udp", "v4", port);
-      const mid = stats();
+      const mid = await stats(inst);
       await sleep((UOA_TIMEOUT + 3) * 1000);
-      const after = stats();
+      const after = await stats(inst);
       const fourth = await attempt(inst, "expiry", "dpvs", "node", 0, "udp", "v4", port);
       results["expiry"] = { first, third, fourth, mid, after };
       save();
@@ -382,29 +400,66 @@ async function demoPhase(): Promise<void> {
 
 async function stormPhase(): Promise<void> {
   log(`storm of ${opt.storm} malformed carriers`);
-  const storm = join(ROOT, "dist/test/kernel/guest/storm.js");
-  const before = stats();
+  const storm = join(ROOT, "dist/test/decoder-run/storm.js");
   const r = await run(
-    [process.execPath, storm, "--tcp", opt.storm!, "--udp", "400", "--seed", "4"],
+    [
+      process.execPath,
+      storm,
+      "--tcp",
+      opt.storm!,
+      "--udp",
+      "400",
+      "--seed",
+      "4",
+      "--decoder",
+      MODE,
+      "--settle",
+      String(UOA_TIMEOUT + 3),
+    ],
     1_200_000,
   );
-  let summary: unknown = null;
+  let summary: (Json & { stats?: Json }) | null = null;
   try {
-    summary = JSON.parse(r.stdout);
+    summary = JSON.parse(r.stdout) as Json;
   } catch {
     summary = null;
   }
-  const after = stats();
-  // The storm's sockets were reset, its UDP flows time out: the tables
-  // must then be as empty as before it.
-  await sleep((UOA_TIMEOUT + 3) * 1000);
+  const s = (summary?.stats ?? {}) as Json;
   results["storm"] = {
     code: r.code,
     stderr: r.stderr.slice(-4000),
     summary,
-    before,
-    after,
-    settled: stats(),
+    before: s["before"] ?? null,
+    after: s["after"] ?? null,
+    settled: s["settled"] ?? null,
+  };
+  save();
+}
+
+/**
+ * Recorded gateway output (record.ts's pcaps) played to a reader behind
+ * this decoder: the answers, for the parity test against the other decoder.
+ */
+async function parityPhase(dir: string): Promise<void> {
+  log(`replay of ${dir}`);
+  const out = `/tmp/replay-${process.pid}.json`;
+  const r = await run(
+    [
+      process.execPath,
+      join(ROOT, "dist/test/decoder-run/replay.js"),
+      "--dir",
+      dir,
+      "--decoder",
+      MODE,
+      "--out",
+      out,
+    ],
+    600_000,
+  );
+  results["parity"] = {
+    code: r.code,
+    stderr: r.stderr.slice(-2000),
+    answers: existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as Json)["answers"] : null,
   };
   save();
 }
@@ -461,6 +516,8 @@ async function unloadPhase(): Promise<void> {
       "established",
     ]);
     const open = ss.stdout.split("\n").filter((l) => l.includes(":8080")).length;
+    // -T 20: under software emulation insmod and rmmod stall the guest for
+    // seconds; a connection caught in that stall is late, not lost.
     churn = new Bg([
       "ip",
       "netns",
@@ -468,10 +525,10 @@ async function unloadPhase(): Promise<void> {
       inst.clientNs,
       "sh",
       "-c",
-      "for i in $(seq 1 30); do echo churn | socat -t 3 -T 5 - TCP4:203.0.113.10:81 | head -n 1; done",
+      "for i in $(seq 1 30); do echo churn | socat -t 3 -T 20 - TCP4:203.0.113.10:81 | head -n 1; done",
     ]);
     await churn.until(() => lines(churn!) >= 3, 60_000, "first churn reports");
-    const before = stats();
+    const before = await stats();
     const echoedBefore = clients.map(lines);
     const churnBefore = lines(churn);
     const unload = await rmmod("toasim");
@@ -516,25 +573,31 @@ async function unloadPhase(): Promise<void> {
 
 async function main(): Promise<void> {
   const bootLog = await dmesg();
-  await rivalPhase();
-  await badParamsPhase();
-  const load = await insmod(MODULE, LOAD_PARAMS);
-  results["load"] = load;
-  save();
-  if (load.code !== 0) throw new Error(`insmod ${MODULE}: ${load.err}`);
+  if (MODE === "module") {
+    await rivalPhase();
+    await badParamsPhase();
+    const load = await insmod(MODULE, LOAD_PARAMS);
+    results["load"] = load;
+    save();
+    if (load.code !== 0) throw new Error(`insmod ${MODULE}: ${load.err}`);
+  }
   await readersPhase("opp");
   await readersPhase("ipo");
-  await inet6Phase();
+  // An eBPF getpeername program cannot turn an IPv4 address into an IPv6 one.
+  if (MODE === "module") await inet6Phase();
   await dialectsPhase();
   await demoPhase();
+  if (opt.replay !== undefined) await parityPhase(opt.replay);
   await stormPhase();
-  await unloadPhase();
-  // Every socket is closed by now and every UDP flow older than its timeout.
-  await sleep((UOA_TIMEOUT + 3) * 1000);
-  results["final"] = stats();
-  results["finalUnload"] = await rmmod("toasim");
+  if (MODE === "module") {
+    await unloadPhase();
+    // Every socket is closed by now and every UDP flow older than its timeout.
+    await sleep((UOA_TIMEOUT + 3) * 1000);
+    results["final"] = await stats();
+    results["finalUnload"] = await rmmod("toasim");
+    results["tainted"] = readFileSync("/proc/sys/kernel/tainted", "utf8").trim();
+  }
   results["dmesg"] = newLines(bootLog, await dmesg());
-  results["tainted"] = readFileSync("/proc/sys/kernel/tainted", "utf8").trim();
   results["done"] = true;
   save();
 }

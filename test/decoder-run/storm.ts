@@ -1,16 +1,21 @@
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { parseIp } from "../../../src/option-codec/address.js";
-import { finish, pseudoHeaderSum, sumBytes } from "../../../src/option-codec/checksum.js";
-import { KernelTun, Poller } from "../../../src/tun/device.js";
+import { DEFAULT_SETTINGS, statsRows } from "../../src/decoder/maps.js";
+import { parseIp } from "../../src/option-codec/address.js";
+import { finish, pseudoHeaderSum, sumBytes } from "../../src/option-codec/checksum.js";
+import { type KernelTun, Poller } from "../../src/tun/device.js";
+import { type Lab, openLab } from "./lab.js";
 import { Bg, sleep } from "./proc.js";
+import { moduleStats, type Stats } from "./proc-stats.js";
 
-// Runs inside the test VM: a storm of TCP connections and UDP datagrams
-// with broken and untrusted TOA/UOA carriers, crafted byte by byte (the
-// gateway would repair or strip them) and written straight into a TUN
-// device of a namespace where a real server listens. Every packet is
-// classified when it is built, so the summary says how much each of the
-// module's counters must grow; the scenario compares.
+// A storm of TCP connections and UDP datagrams with broken and untrusted
+// TOA/UOA carriers, crafted byte by byte (the gateway would repair or strip
+// them) and written straight into a TUN device of a namespace where a real
+// server listens, with the kernel module loaded (in the test VM) or with
+// the eBPF decoder, which this script then loads itself (--decoder ebpf).
+// Every packet is classified when it is built, so the summary says how much
+// each of the decoder's counters must grow, beside what they did; the
+// scenario records, test/helpers/decoder-checks.ts compares.
 
 const { values: opt } = parseArgs({
   options: {
@@ -18,8 +23,13 @@ const { values: opt } = parseArgs({
     udp: { type: "string", default: "400" },
     seed: { type: "string", default: "1" },
     batch: { type: "string", default: "40" },
+    decoder: { type: "string", default: "module" },
+    settle: { type: "string", default: "13" },
   },
 });
+const EBPF = opt.decoder === "ebpf";
+/** Short timeouts, so the settled tables are seen empty within the run. */
+const TIMEOUT_S = 10;
 
 const NS = "toasim-storm";
 const TUN = "tun-storm";
@@ -230,27 +240,14 @@ function verdict(c: Carrier, trusted: boolean): Verdict {
 
 // --- set-up ---------------------------------------------------------------
 
-function ip(args: string[]): void {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function setUp(): { tun: KernelTun; server: Bg } {
-  try {
-    ip(["netns", "del", NS]);
-  } catch {
-    // Not there.
-  }
-  ip(["netns", "add", NS]);
-  const tun = KernelTun.open(TUN, { netns: NS });
-  const nsIp = (a: string[]): void => ip(["-n", NS, ...a]);
-  nsIp(["link", "set", "lo", "up"]);
-  nsIp(["link", "set", TUN, "up"]);
-  nsIp(["addr", "add", "192.0.2.10/24", "dev", TUN]);
-  nsIp(["addr", "add", "2001:db8:5::10/64", "dev", TUN, "nodad"]);
-  nsIp(["route", "add", "198.51.100.0/24", "dev", TUN]);
-  nsIp(["route", "add", "2001:db8:c::/64", "dev", TUN]);
-  execFileSync("ip", ["netns", "exec", NS, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
-  execFileSync("ip", ["netns", "exec", NS, "sysctl", "-qw", `net.ipv4.conf.${TUN}.rp_filter=0`]);
+async function setUp(): Promise<{ lab: Lab; server: Bg }> {
+  // The untrusted sources' replies go back into the TUN too.
+  const lab = await openLab(
+    NS,
+    TUN,
+    EBPF ? { ...DEFAULT_SETTINGS, uoaTimeoutSec: TIMEOUT_S, synTimeoutSec: TIMEOUT_S } : null,
+    ["198.51.100.0/24", "2001:db8:c::/64"],
+  );
   // A real server: accepts, asks for the peer (getpeername runs through the
   // module), closes.
   const script = `
@@ -265,8 +262,8 @@ function setUp(): { tun: KernelTun; server: Bg } {
     s.listen({ host: "::", port: ${PORT}, backlog: 4096 }, () => console.log("ready"));
     process.on("SIGTERM", () => { console.log(JSON.stringify({ accepted, peers })); process.exit(0); });
   `;
-  const server = new Bg(["ip", "netns", "exec", NS, process.execPath, "-e", script]);
-  return { tun, server };
+  const server = new Bg(lab.serverArgv([process.execPath, "-e", script]));
+  return { lab, server };
 }
 
 // --- the storm ------------------------------------------------------------
@@ -626,13 +623,22 @@ async function udpStorm(tun: KernelTun, total: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { tun, server } = setUp();
+  const { lab, server } = await setUp();
+  const { tun, decoder } = lab;
+  const stats = (): Stats => (decoder === null ? moduleStats() : statsRows(decoder.stats()));
   try {
     await server.until(() => server.out.includes("ready"), 60_000, "storm server");
+    const before = stats();
     const tcp = await tcpStorm(tun, Number(opt.tcp), Number(opt.batch));
     await udpStorm(tun, Number(opt.udp));
     await sleep(500);
     await server.stop("SIGTERM");
+    const after = stats();
+    // The sockets were reset, the flows and the SYNs of unfinished
+    // handshakes time out: then the tables must be as empty as before.
+    await sleep(Number(opt.settle) * 1000);
+    decoder?.sweep();
+    const settled = stats();
     const last = server.out.trim().split("\n").pop() ?? "{}";
     const seen = JSON.parse(last) as { accepted?: number; peers?: number };
     console.log(
@@ -641,16 +647,12 @@ async function main(): Promise<void> {
         udp: { sent: Number(opt.udp) },
         expect,
         byCarrier,
+        stats: { before, after, settled },
       }),
     );
   } finally {
     await server.stop("SIGKILL");
-    tun.close();
-    try {
-      ip(["netns", "del", NS]);
-    } catch {
-      // Already gone.
-    }
+    lab.close();
   }
 }
 
