@@ -28,7 +28,6 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GatewayConfig } from "../src/fullnat-sim/config.js";
-import { DEFAULT_PORTS, DEFAULT_TIMEOUTS } from "../src/fullnat-sim/config.js";
 import { Gateway } from "../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../src/fullnat-sim/profiles.js";
 import { Stat } from "../src/fullnat-sim/stats.js";
@@ -43,7 +42,7 @@ import {
   timestampsOption,
   windowScaleOption,
 } from "../src/option-codec/tcp-options.js";
-import { defaultLips4, defaultLips6, defaultServices } from "../src/runtime/defaults.js";
+import { defaultGatewayConfig } from "../src/runtime/defaults.js";
 import { type RunningInstance, startInstance } from "../src/runtime/instance.js";
 import type { Forwarder } from "../src/runtime/worker.js";
 import { inNetns } from "../src/tun/netns.js";
@@ -642,17 +641,7 @@ async function measurePath(
 // The three scenarios
 
 function gatewayConfig(maxConnections: number): GatewayConfig {
-  return {
-    profile: resolveProfile("dpvs"),
-    services: defaultServices(),
-    lips4: defaultLips4(),
-    lips6: defaultLips6(),
-    portMin: DEFAULT_PORTS.min,
-    portMax: DEFAULT_PORTS.max,
-    mtu: 1500,
-    maxConnections,
-    timeouts: DEFAULT_TIMEOUTS,
-  };
+  return defaultGatewayConfig(resolveProfile("dpvs"), maxConnections);
 }
 
 function instanceStats(socket: string): Promise<Record<string, number>> {

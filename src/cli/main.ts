@@ -1,8 +1,10 @@
 import { Command, CommanderError } from "commander";
+import { registerClient } from "./client.js";
 import { registerCraft } from "./craft.js";
 import { registerDecoder } from "./decoder.js";
 import { registerDemo } from "./demo.js";
 import { CliError } from "./errors.js";
+import { registerFault } from "./fault.js";
 import { registerInstanceCommands } from "./instance-commands.js";
 import { registerUp } from "./up.js";
 import { registerVm } from "./vm.js";
@@ -38,6 +40,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerDemo(program, io);
   registerVm(program, io);
   registerDecoder(program, io);
+  registerFault(program, io);
+  registerClient(program, io);
   program.commands.forEach((c) => {
     c.exitOverride();
     c.configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} });

@@ -34,6 +34,9 @@ export interface ProfileFlags {
   toaLayout?: string;
   afOrder?: string;
   carry?: string;
+  mssClamp?: string;
+  prune?: string;
+  stripClientToa?: string;
 }
 
 export function profileList(): string {
@@ -55,7 +58,10 @@ export function addProfileOptions(cmd: Command): Command {
     .option(
       "--carry <list>",
       `packets that carry the TOA, comma-separated: ${Object.keys(CARRY_NAMES).join(", ")}`,
-    );
+    )
+    .option("--mss-clamp <on|off>", "lower the MSS in SYN-ACKs by the TOA's length (off: a bug)")
+    .option("--prune <on|off>", "make room for the TOA by removing options (DPVS; off: a bug)")
+    .option("--strip-client-toa <on|off>", "remove TOAs clients put in (off: a bug)");
 }
 
 function settingsFrom(f: ProfileFlags): ProfileSettings {
@@ -72,6 +78,11 @@ function settingsFrom(f: ProfileFlags): ProfileSettings {
   }
   if (f.uoa !== undefined) s.uoaMode = choiceFlag("--uoa", f.uoa, ["opp", "ipo"] as const);
   if (f.maxTrail !== undefined) s.maxTrail = intFlag("--max-trail", f.maxTrail, 0, 1_000_000);
+  const onOff = (flag: string, v: string) => choiceFlag(flag, v, ["on", "off"] as const) === "on";
+  if (f.mssClamp !== undefined) s.lowerMss = onOff("--mss-clamp", f.mssClamp);
+  if (f.prune !== undefined) s.prune = onOff("--prune", f.prune);
+  if (f.stripClientToa !== undefined)
+    s.keepClientToa = !onOff("--strip-client-toa", f.stripClientToa);
   return s;
 }
 

@@ -98,6 +98,8 @@ interface ConfigFile {
   scheduler?: "rr" | "wrr";
   services?: string[];
   mtu?: number;
+  /** Checked by faultsFrom: {"rules": [...], "mtu": {...}, "seed": N}. */
+  faults?: unknown;
 }
 
 /** A JSON config file: the same words as the flags ({"profile", "services": [SPEC...], ...}). */
@@ -118,7 +120,7 @@ export function readConfigFile(path: string): ConfigFile {
     throw new CliError("BAD_FLAG", "--config", `${path}: expected a JSON object`);
   }
   const o = v as Record<string, unknown>;
-  const allowed = ["profile", "settings", "scheduler", "services", "mtu"];
+  const allowed = ["profile", "settings", "scheduler", "services", "mtu", "faults"];
   for (const k of Object.keys(o)) {
     if (!allowed.includes(k))
       throw new CliError(

@@ -6,12 +6,14 @@ import {
   type GatewayConfig,
   type ServiceConfig,
 } from "../fullnat-sim/config.js";
+import type { FaultConfig } from "../fullnat-sim/faults.js";
 import { formatEndpoint } from "../option-codec/address.js";
 import { defaultLips4, defaultLips6 } from "../runtime/defaults.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { TunError } from "../tun/errors.js";
 import { addDecoderOptions, type DecoderFlags, resolveDecoder } from "./decoder-flags.js";
 import { CliError } from "./errors.js";
+import { addFaultOptions, FAULT_SPEC_HELP, type FaultFlags, faultsFrom } from "./fault-flags.js";
 import type { Io } from "./main.js";
 import { choiceFlag, intFlag } from "./parse-flags.js";
 import { addProfileOptions, type ProfileFlags, profileFrom, profileList } from "./profile-flags.js";
@@ -23,7 +25,7 @@ import {
   readConfigFile,
 } from "./services.js";
 
-interface UpFlags extends ProfileFlags, DecoderFlags {
+interface UpFlags extends ProfileFlags, DecoderFlags, FaultFlags {
   service?: string[];
   scheduler: string;
   config?: string;
@@ -36,6 +38,7 @@ export function registerUp(program: Command, io: Io): void {
   const cmd = program.command("up");
   addProfileOptions(cmd);
   addDecoderOptions(cmd);
+  addFaultOptions(cmd);
   cmd
     .summary("start the gateway between a client and a server namespace, until Ctrl-C")
     .description(
@@ -53,7 +56,7 @@ export function registerUp(program: Command, io: Io): void {
         "  udp 203.0.113.10:53        -> 192.0.2.10:5353\n" +
         "  udp [2001:db8:f::10]:53    -> [2001:db8:5::10]:5353\n" +
         "  udp [2001:db8:f::64]:53    -> 192.0.2.10:5353        (NAT64)\n\n" +
-        `Profiles:\n${profileList()}`,
+        `Profiles:\n${profileList()}\n\n${FAULT_SPEC_HELP}`,
     )
     .option(
       "--service <spec...>",
@@ -62,7 +65,7 @@ export function registerUp(program: Command, io: Io): void {
     .option("--scheduler <s>", "rr or wrr", "rr")
     .option(
       "--config <file>",
-      'JSON: {"profile": "...", "services": ["SPEC", ...], "settings": {"uoa": "ipo"}, "mtu": 1500}',
+      'JSON: {"profile": "...", "services": ["SPEC", ...], "settings": {"uoa": "ipo"}, "mtu": 1500, "faults": {"rules": [...]}}',
     )
     .option("--mtu <bytes>", "path MTU toward the server", "1500")
     .option("--max-connections <n>", "connection table limit", "1000000")
@@ -72,18 +75,26 @@ export function registerUp(program: Command, io: Io): void {
       "\nExamples:\n" +
         "  toasim up --profile dpvs\n" +
         "  toasim up --profile lvs --service tcp:203.0.113.10:443=192.0.2.10:8443,192.0.2.11:8443\n" +
-        "  toasim up --profile dpvs --uoa ipo --max-trail 5",
+        "  toasim up --profile dpvs --uoa ipo --max-trail 5\n" +
+        "  toasim up --profile tencent --fault to-server:handshake-ack:drop,count=1\n" +
+        "  toasim up --profile dpvs --fault to-server:toa:corrupt=tcp-option:254:1,set=6 --link-mtu server=1400",
     )
     .action(async (flags: UpFlags) => {
       await up(flags, io);
     });
 }
 
-export function buildConfig(f: UpFlags): { config: GatewayConfig; extraRs: string[] } {
+export function buildConfig(f: UpFlags): {
+  config: GatewayConfig;
+  extraRs: string[];
+  faults: FaultConfig | null;
+} {
   let flags: UpFlags = f;
   let specs = f.service ?? [];
+  let fileFaults: unknown;
   if (f.config !== undefined) {
     const file = readConfigFile(f.config);
+    fileFaults = file.faults;
     flags = { ...(file.settings ?? {}), ...f, profile: file.profile ?? f.profile };
     if (file.scheduler) flags.scheduler = file.scheduler;
     if (file.mtu !== undefined) flags.mtu = String(file.mtu);
@@ -114,16 +125,19 @@ export function buildConfig(f: UpFlags): { config: GatewayConfig; extraRs: strin
     maxConnections: intFlag("--max-connections", flags.maxConnections, 1, 10_000_000),
     timeouts: DEFAULT_TIMEOUTS,
   };
-  return { config, extraRs: extraRsAddresses(services) };
+  return { config, extraRs: extraRsAddresses(services), faults: faultsFrom(f, fileFaults) };
 }
 
 async function up(f: UpFlags, io: Io): Promise<void> {
-  const { config, extraRs } = buildConfig(f);
+  const { config, extraRs, faults } = buildConfig(f);
   const decoder = resolveDecoder(f);
   if (decoder.note !== null) io.err(`toasim up: ${decoder.note}\n`);
   let inst: RunningInstance;
   try {
-    inst = await startInstance(config, extraRs, { decoder: decoder.settings });
+    inst = await startInstance(config, extraRs, {
+      decoder: decoder.settings,
+      ...(faults ? { faults } : {}),
+    });
   } catch (e) {
     if (e instanceof TunError || e instanceof DecoderError)
       throw new CliError("RUNTIME", null, e.message, 1);

@@ -28,6 +28,8 @@ export const ConnFlag = {
   prefixSent: 2,
   clientFin: 4,
   serverFin: 8,
+  /** The client's first ACK after the SYN-ACK went by (the handshake ACK). */
+  clientAcked: 16,
 } as const;
 
 const NIL = -1;

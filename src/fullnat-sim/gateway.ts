@@ -31,6 +31,8 @@ import { encodeToa, type ToaFormat, toaLength } from "../option-codec/toa.js";
 import { insertUoaIpo, insertUoaOpp, writeUoaIpoProbe } from "../option-codec/uoa-surgery.js";
 import type { GatewayConfig } from "./config.js";
 import { ConnFlag, ConnState, ConnTable } from "./conn-table.js";
+import { GatewayError } from "./errors.js";
+import { PacketClass } from "./packet-class.js";
 import type { ToaPolicy } from "./profiles.js";
 import { newStats, Stat } from "./stats.js";
 
@@ -73,15 +75,7 @@ export function unsupportedFlow(
   return null;
 }
 
-export class GatewayError extends Error {
-  override readonly name = "GatewayError";
-  constructor(
-    readonly code: "BAD_CONFIG",
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { GatewayError } from "./errors.js";
 
 const DROP = -1;
 const PROTO_TCP = IpProtocol.tcp;
@@ -127,6 +121,10 @@ export class Gateway {
   extraLength = 0;
   /** The connection the last packet belonged to, or -1. */
   lastConn = -1;
+  /** PacketClass bits of the last packet returned (0 for a drop). */
+  lastClass = 0;
+  /** For UDP toward the server: which datagram of its flow the last one was (1 = first). */
+  lastIndex = 0;
 
   private readonly info = new PacketInfo();
   private readonly cursor = new TcpOptionCursor();
@@ -240,6 +238,8 @@ export class Gateway {
     this.lastOutcome = CarrierOutcome.none;
     this.extraLength = 0;
     this.lastConn = -1;
+    this.lastClass = 0;
+    this.lastIndex = 0;
     const info = this.info;
     try {
       info.parse(buf, len);
@@ -286,11 +286,22 @@ export class Gateway {
     const rs = svc.servers[conns.server[c]!]!;
     const lip = (rs.family === 4 ? this.lips4 : this.lips6)[conns.lip[c]!]!;
     const isTcp = proto === PROTO_TCP;
+    let cls: number;
     if (isTcp) {
+      cls = tcpClass(flags, info.length > info.payloadOffset);
+      const cf = conns.flags[c]!;
+      if (
+        (flags & (TcpFlag.ack | TcpFlag.syn | TcpFlag.rst)) === TcpFlag.ack &&
+        (cf & (ConnFlag.serverIsnSeen | ConnFlag.clientAcked)) === ConnFlag.serverIsnSeen
+      ) {
+        cls |= PacketClass.handshakeAck;
+        conns.flags[c] = cf | ConnFlag.clientAcked;
+      }
       this.clientTcpState(c, flags, now);
       if (this.toa) {
         // A client must never choose the address the server sees.
-        this.count(Stat.clientToaStripped, nopOutTcpOptions(buf, info, this.staleKinds));
+        if (!this.toa.keepClientToa)
+          this.count(Stat.clientToaStripped, nopOutTcpOptions(buf, info, this.staleKinds));
         if (this.toa.synTimestampsToNops && flags & TcpFlag.syn)
           nopOutTcpOptions(buf, info, TIMESTAMPS);
       }
@@ -298,6 +309,8 @@ export class Gateway {
       conns.state[c] = ConnState.udp;
       conns.expires[c] = now + this.config.timeouts.udp;
       conns.datagrams[c] = conns.datagrams[c]! + 1;
+      cls = PacketClass.udp;
+      this.lastIndex = conns.datagrams[c]!;
     }
     if (info.family !== rs.family && !translate6to4(buf, info, lip.addr, 0, rs.addr, 0)) {
       return this.drop(Stat.dropTooBig);
@@ -316,6 +329,10 @@ export class Gateway {
     } else {
       this.carryUdp(buf, info, c, svc);
     }
+    const o = this.lastOutcome as CarrierOutcome;
+    if (o === CarrierOutcome.inserted || o === CarrierOutcome.insertedAfterPruning)
+      cls |= PacketClass.toa;
+    this.lastClass = cls;
     this.count(Stat.packetsToServer);
     this.count(Stat.bytesToServer, info.length);
     return info.length;
@@ -613,6 +630,8 @@ export class Gateway {
   private serverPacket(buf: Uint8Array, len: number, now: number): number {
     this.count(Stat.packetsFromServer);
     this.lastConn = -1;
+    this.lastClass = 0;
+    this.lastIndex = 0;
     const info = this.info;
     try {
       info.parse(buf, len);
@@ -642,6 +661,7 @@ export class Gateway {
     this.lastConn = c;
     if (proto === PROTO_TCP) {
       const f = buf[info.l4Offset + TcpField.flags]!;
+      this.lastClass = tcpClass(f, info.length > info.payloadOffset);
       if (f & TcpFlag.syn && f & TcpFlag.ack) {
         conns.serverIsnPlus1[c] = (readU32(buf, info.l4Offset + TcpField.seq) + 1) | 0;
         conns.flags[c] = conns.flags[c]! | ConnFlag.serverIsnSeen;
@@ -662,6 +682,7 @@ export class Gateway {
       if (delta !== 0 && f & TcpFlag.ack) shiftSeq(buf, info, TcpField.ack, -delta);
     } else {
       conns.expires[c] = now + this.config.timeouts.udp;
+      this.lastClass = PacketClass.udp;
     }
     if (conns.clientFamily[c] !== info.family) {
       if (!translate4to6(buf, info, svc.vip, 0, conns.clientAddr, c * 16))
@@ -896,6 +917,15 @@ export class Gateway {
     this.freePort(lips[conns.lip[c]!]!, conns.proto[c]!, conns.lport[c]!);
     conns.remove(c);
   }
+}
+
+/** The classes a TCP segment has by its flags and length alone. */
+function tcpClass(flags: number, hasData: boolean): number {
+  let c = hasData ? PacketClass.data : 0;
+  if (flags & TcpFlag.syn) c |= flags & TcpFlag.ack ? PacketClass.synAck : PacketClass.syn;
+  if (flags & TcpFlag.fin) c |= PacketClass.fin;
+  if (flags & TcpFlag.rst) c |= PacketClass.rst;
+  return c;
 }
 
 function findAddr(lips: readonly Lip[], buf: Uint8Array, off: number, len: number): number {

@@ -34,6 +34,8 @@ export interface ToaPolicy {
   readonly synTimestampsToNops: boolean;
   /** DPVS pruning when the option does not fit; otherwise count a failure. */
   readonly prune: boolean;
+  /** Pass TOAs the client put in its own packets (a gateway bug: every gateway strips them). */
+  readonly keepClientToa?: boolean;
 }
 
 export interface ProxyPolicy {
@@ -262,6 +264,10 @@ export interface ProfileSettings {
   readonly carry?: readonly (keyof ToaCarry)[];
   readonly uoaMode?: UoaMode;
   readonly maxTrail?: number;
+  /** Gateway behaviours a bug report may need switched off. */
+  readonly lowerMss?: boolean;
+  readonly prune?: boolean;
+  readonly keepClientToa?: boolean;
 }
 
 export class ProfileError extends Error {
@@ -297,8 +303,18 @@ export function resolveProfile(name: ProfileName, s: ProfileSettings = {}): Prof
       v4: withSettings(tcp.v4, s.toaKind),
       v6: tcp.v6 ? withSettings(tcp.v6, s.toaKindV6 ?? s.toaKind) : null,
       carry,
+      lowerMss: s.lowerMss ?? tcp.lowerMss,
+      prune: s.prune ?? tcp.prune,
+      ...(s.keepClientToa !== undefined ? { keepClientToa: s.keepClientToa } : {}),
     };
-  } else if (s.toaKind !== undefined || s.toaLayout !== undefined || s.carry !== undefined) {
+  } else if (
+    s.toaKind !== undefined ||
+    s.toaLayout !== undefined ||
+    s.carry !== undefined ||
+    s.lowerMss !== undefined ||
+    s.prune !== undefined ||
+    s.keepClientToa !== undefined
+  ) {
     throw new ProfileError(
       "BAD_SETTING",
       `profile ${name} carries no TOA, so TOA settings do not apply`,

@@ -31,6 +31,16 @@ export const Stat = {
   dropNoCarrierFamily: 24,
   icmpErrorsTranslated: 25,
   dropIcmp: 26,
+  // Fault injection (fault-stage.ts): what the rules did, and the links' MTU.
+  faultDropped: 27,
+  faultDuplicated: 28,
+  faultDelayed: 29,
+  faultReordered: 30,
+  faultCorrupted: 31,
+  faultTruncated: 32,
+  faultMtuDropped: 33,
+  /** Packets sent undelayed because HELD_MAX were already held. */
+  faultQueueFull: 34,
 } as const;
 export type Stat = (typeof Stat)[keyof typeof Stat];
 

@@ -1,4 +1,10 @@
-import type { ServiceConfig } from "../fullnat-sim/config.js";
+import {
+  DEFAULT_PORTS,
+  DEFAULT_TIMEOUTS,
+  type GatewayConfig,
+  type ServiceConfig,
+} from "../fullnat-sim/config.js";
+import type { Profile } from "../fullnat-sim/profiles.js";
 import { type IpAddress, parseEndpoint, parseIp } from "../option-codec/address.js";
 
 // The documentation addresses of ARCHITECTURE.md, in one place.
@@ -32,6 +38,21 @@ export function defaultServices(): ServiceConfig[] {
     svc("udp", "[2001:db8:f::10]:53", "[2001:db8:5::10]:5353"),
     svc("udp", "[2001:db8:f::64]:53", "192.0.2.10:5353"),
   ];
+}
+
+/** The default services, LIP pools, ports and timeouts, path MTU 1500. */
+export function defaultGatewayConfig(profile: Profile, maxConnections: number): GatewayConfig {
+  return {
+    profile,
+    services: defaultServices(),
+    lips4: defaultLips4(),
+    lips6: defaultLips6(),
+    portMin: DEFAULT_PORTS.min,
+    portMax: DEFAULT_PORTS.max,
+    mtu: 1500,
+    maxConnections,
+    timeouts: DEFAULT_TIMEOUTS,
+  };
 }
 
 /** The RS addresses every server namespace has on lo. */

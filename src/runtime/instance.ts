@@ -2,8 +2,11 @@ import { rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
+import { parseScriptSpec } from "../craft/script-spec.js";
 import type { DecoderSettings } from "../decoder/maps.js";
 import type { GatewayConfig } from "../fullnat-sim/config.js";
+import { GatewayError } from "../fullnat-sim/errors.js";
+import { type FaultConfig, parseFaultConfig } from "../fullnat-sim/faults.js";
 import { newStats, Stat, statsObject } from "../fullnat-sim/stats.js";
 import {
   checkPreconditions,
@@ -44,6 +47,8 @@ export interface InstanceOptions {
   readonly forwarder?: Forwarder;
   /** Load the eBPF decoder for the server namespace with these settings. */
   readonly decoder?: DecoderSettings | null;
+  /** Fault injection from the first packet. */
+  readonly faults?: FaultConfig;
 }
 
 export interface RunningInstance {
@@ -124,6 +129,7 @@ export async function startInstance(
     stats: statsBuf.buffer as SharedArrayBuffer,
     control,
     forwarder,
+    ...(options.faults ? { faults: options.faults } : {}),
   };
   const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: input });
   worker = w;
@@ -137,6 +143,17 @@ export async function startInstance(
         reject(new Error(`packet worker: ${m.message}`));
       } else if (m.type === "capture-started" || m.type === "capture-done") {
         captureWaiters.get(m.side)?.(m);
+      } else if (m.type === "faults-set" || m.type === "restarted") {
+        const waiter = captureWaiters.get(m.type);
+        captureWaiters.delete(m.type);
+        waiter?.(m);
+      } else if (m.type === "script-progress" || m.type === "script-done") {
+        captureWaiters.get("script")?.(m);
+      } else if (m.type === "refused") {
+        const k = { faults: "faults-set", restart: "restarted", script: "script" }[m.request];
+        const waiter = captureWaiters.get(k);
+        captureWaiters.delete(k);
+        waiter?.(m);
       }
     });
     w.on("error", (e) => reject(e));
@@ -203,6 +220,12 @@ type ControlRequest =
   | { cmd: "decoder" }
   | { cmd: "capture"; side: "client" | "server"; path: string; count: number }
   | { cmd: "capture-stop" }
+  /** `faults`: the plain form parseFaultConfig reads, or null for none. */
+  | { cmd: "faults"; faults: unknown }
+  | { cmd: "restart" }
+  /** `spec`: the plain form parseScriptSpec reads; answers with progress lines until done. */
+  | { cmd: "script"; spec: unknown }
+  | { cmd: "script-stop" }
   | { cmd: "stop" };
 
 function handleControl(
@@ -229,6 +252,10 @@ function handleControl(
       return;
     }
     input = input.slice(nl + 1);
+    if (req.cmd === "script-stop") {
+      w.postMessage({ type: "script-stop" } satisfies ToWorker);
+      return;
+    }
     if (req.cmd === "capture-stop") {
       if (capturing) w.postMessage({ type: "capture-stop", side: capturing } satisfies ToWorker);
       return;
@@ -250,6 +277,52 @@ function handleControl(
         if (waiters.has(side)) w.postMessage({ type: "capture-stop", side } satisfies ToWorker);
       });
       w.postMessage({ type: "capture", side, path: req.path, count: req.count } satisfies ToWorker);
+    } else if (req.cmd === "faults" || req.cmd === "restart") {
+      let msg: ToWorker;
+      try {
+        msg =
+          req.cmd === "restart"
+            ? { type: "restart" }
+            : { type: "faults", faults: req.faults === null ? null : parseFaultConfig(req.faults) };
+      } catch (e) {
+        if (!(e instanceof GatewayError)) throw e;
+        s.end(`${JSON.stringify({ ok: false, error: e.message })}\n`);
+        return;
+      }
+      waiters.set(req.cmd === "restart" ? "restarted" : "faults-set", (m) => {
+        const answer = m.type === "refused" ? { ok: false, error: m.message } : { ok: true, ...m };
+        s.end(`${JSON.stringify(answer)}\n`);
+      });
+      w.postMessage(msg);
+    } else if (req.cmd === "script") {
+      let spec: ReturnType<typeof parseScriptSpec>;
+      try {
+        spec = parseScriptSpec(req.spec);
+      } catch (e) {
+        if (!(e instanceof GatewayError)) throw e;
+        s.end(`${JSON.stringify({ ok: false, error: e.message })}\n`);
+        return;
+      }
+      if (waiters.has("script")) {
+        s.end(`${JSON.stringify({ ok: false, error: "scripted clients are running already" })}\n`);
+        return;
+      }
+      waiters.set("script", (m) => {
+        if (m.type === "refused") {
+          s.end(`${JSON.stringify({ ok: false, error: m.message })}\n`);
+          return;
+        }
+        s.write(`${JSON.stringify({ ok: true, ...m })}\n`);
+        if (m.type === "script-done") {
+          waiters.delete("script");
+          s.end();
+        }
+      });
+      // A client that goes away stops its run.
+      s.on("close", () => {
+        if (waiters.has("script")) w.postMessage({ type: "script-stop" } satisfies ToWorker);
+      });
+      w.postMessage({ type: "script", spec } satisfies ToWorker);
     } else if (req.cmd === "decoder") {
       s.end(
         `${JSON.stringify({ ok: true, decoder: decoder === null ? null : decoder.stats() })}\n`,

@@ -1,3 +1,6 @@
+import type { ScriptedClients } from "../craft/scripted-clients.js";
+import type { FaultSink, FaultStage } from "../fullnat-sim/fault-stage.js";
+import { Toward } from "../fullnat-sim/faults.js";
 import type { Gateway } from "../fullnat-sim/gateway.js";
 import type { TunDevice } from "../tun/device.js";
 import type { PcapWriter } from "../tun/pcap-writer.js";
@@ -26,6 +29,8 @@ export interface Forwarding {
   serverCapture: PcapWriter | null;
   fromClient(): number;
   fromServer(): number;
+  /** Sends held packets that are due; ms until the next one, or -1 when none is held. */
+  tick(now: number): number;
 }
 
 /**
@@ -33,17 +38,22 @@ export interface Forwarding {
  * completion: read, translate in place, write, with one reused buffer. The
  * same loop runs over MemoryTun in the unit tests.
  */
-export class PacketLoop implements Forwarding {
+export class PacketLoop implements Forwarding, FaultSink {
   readonly counters: LoopCounters = { writeBusy: 0, errors: 0 };
   /** The first unexpected error, for the worker to report once. */
   firstError: unknown = null;
   /** Optional captures of what crosses each side (the worker sets them on request). */
   clientCapture: PcapWriter | null = null;
   serverCapture: PcapWriter | null = null;
+  /** Fault injection between the gateway and the links; null (the usual case) costs one test a packet. */
+  faults: FaultStage | null = null;
+  /** Clients toasim plays itself, beside the client namespace's (null: none). */
+  script: ScriptedClients | null = null;
   private readonly buf = new Uint8Array(BUFFER);
+  private now = 0;
 
   constructor(
-    readonly gateway: Gateway,
+    public gateway: Gateway,
     readonly client: TunDevice,
     readonly server: TunDevice,
     readonly clock: () => number,
@@ -51,17 +61,36 @@ export class PacketLoop implements Forwarding {
 
   /** Drains up to BATCH packets from the client side; returns how many were read. */
   fromClient(): number {
-    const { buf, gateway: gw } = this;
+    const buf = this.buf;
     let n = 0;
     for (; n < BATCH; n++) {
       const len = this.client.read(buf);
       if (len === 0) break;
-      const now = this.clock();
-      this.clientCapture?.write(buf, len, now * 1000);
-      const out = gw.fromClient(buf, len, now);
-      if (gw.extraLength > 0)
-        this.send(this.server, gw.extra, gw.extraLength, this.serverCapture, now);
-      if (out > 0) this.send(this.server, buf, out, this.serverCapture, now);
+      this.clientPacket(len);
+    }
+    return n;
+  }
+
+  /** One client packet in `buf`: recorded, translated, sent toward the server. */
+  private clientPacket(len: number): void {
+    const { buf, gateway: gw } = this;
+    const now = this.clock();
+    this.clientCapture?.write(buf, len, now * 1000);
+    const out = gw.fromClient(buf, len, now);
+    if (gw.extraLength > 0) this.out(Toward.server, gw.extra, gw.extraLength, now);
+    if (out > 0) this.out(Toward.server, buf, out, now);
+  }
+
+  /** Sends up to BATCH packets of the scripted clients through the gateway, as if read from tun-c. */
+  fromScript(): number {
+    const buf = this.buf;
+    const script = this.script;
+    if (script === null) return 0;
+    let n = 0;
+    for (; n < BATCH; n++) {
+      const len = script.read(buf);
+      if (len === 0) break;
+      this.clientPacket(len);
     }
     return n;
   }
@@ -82,7 +111,7 @@ export class PacketLoop implements Forwarding {
         this.failed(e);
         continue;
       }
-      if (out > 0) this.send(this.client, buf, out, this.clientCapture, now);
+      if (out > 0) this.out(Toward.client, buf, out, now);
     }
     return n;
   }
@@ -92,22 +121,34 @@ export class PacketLoop implements Forwarding {
     this.firstError ??= e;
   }
 
-  private send(
-    dev: TunDevice,
-    buf: Uint8Array,
-    len: number,
-    cap: PcapWriter | null,
-    now: number,
-  ): void {
-    cap?.write(buf, len, now * 1000);
-    if (!dev.write(buf, len)) this.counters.writeBusy++;
+  /** A packet the gateway sends toward a side: through the faults if any, then the link. */
+  private out(toward: number, buf: Uint8Array, len: number, now: number): void {
+    this.now = now;
+    const f = this.faults;
+    if (f === null) this.deliver(toward, buf, len);
+    else f.send(toward, buf, len, this.gateway.lastClass, this.gateway.lastIndex, now, this);
+  }
+
+  /** FaultSink: onto the link, recorded by that side's capture. */
+  deliver(toward: number, buf: Uint8Array, len: number): void {
+    const toServer = toward === Toward.server;
+    (toServer ? this.serverCapture : this.clientCapture)?.write(buf, len, this.now * 1000);
+    if (!toServer && this.script?.accept(buf, len)) return;
+    if (!(toServer ? this.server : this.client).write(buf, len)) this.counters.writeBusy++;
+  }
+
+  tick(now: number): number {
+    const f = this.faults;
+    if (f === null || f.held === 0) return -1;
+    this.now = now;
+    return f.release(now, this);
   }
 
   /** Both sides until neither has anything (for in-memory devices). */
   pump(): number {
     let total = 0;
     for (;;) {
-      const n = this.fromClient() + this.fromServer();
+      const n = this.fromClient() + this.fromScript() + this.fromServer();
       if (n === 0) return total;
       total += n;
     }
@@ -140,6 +181,10 @@ export class CopyLoop implements Forwarding {
 
   fromServer(): number {
     return this.copy(this.server, this.client, this.serverCapture, this.clientCapture);
+  }
+
+  tick(): number {
+    return -1;
   }
 
   private copy(

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandMissing } from "../helpers/tier.js";
 
@@ -370,4 +370,52 @@ export function netnsPids(ns: string): number[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * An instance (`toasim up ARGS`) with the Node reader server in its server
+ * namespace listening on `tcp` (via `toasim exec rs`, so in the decoder's
+ * cgroup), for `body`; both are stopped and removed whatever happens.
+ * `quiet`: the reports go to /dev/null (runs of thousands of connections).
+ */
+export async function withReaderServer(
+  args: readonly string[],
+  tcp: string,
+  quiet: boolean,
+  body: (inst: Instance) => Promise<void>,
+): Promise<void> {
+  const inst = await startInstance(args);
+  const ready = join(STATE_DIR, `${inst.id}.e2e-ready`);
+  const reader = [process.execPath, join(ROOT, "examples/node/reader-server.mjs")];
+  const server = new Background(
+    [
+      process.execPath,
+      CLI,
+      "exec",
+      "rs",
+      "--id",
+      inst.id,
+      "--",
+      ...(quiet ? ["sh", "-c", 'exec "$@" >/dev/null', "sh"] : []),
+      ...reader,
+      "--tcp",
+      tcp,
+      "--ready",
+      ready,
+    ],
+    "reader-server",
+  );
+  let down: RunResult | null = null;
+  try {
+    // Polled: the server prints nothing until a client comes, and waitFor
+    // looks again only when output arrives.
+    for (let i = 0; i < 200 && !existsSync(ready) && !server.exited; i++) await sleep(100);
+    if (!existsSync(ready)) throw new Error(`the reader server did not start: ${server.err}`);
+    await body(inst);
+  } finally {
+    await server.stop();
+    rmSync(ready, { force: true });
+    down = await stopInstance(inst);
+  }
+  if (down.code !== 0) throw new Error(`toasim down: exit ${down.code}: ${down.stderr}`);
 }

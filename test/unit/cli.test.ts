@@ -74,3 +74,57 @@ describe("toasim craft", () => {
     expect(r.err).toContain("--out");
   });
 });
+
+describe("fault flags (toasim up --fault, toasim fault set)", () => {
+  it("reads one rule a word, as the object a scenario file writes", async () => {
+    const { faultSpecToRule } = await import("../../src/cli/fault-flags.js");
+    expect(faultSpecToRule("to-server:handshake-ack:drop,count=1")).toEqual({
+      direction: "to-server",
+      class: "handshake-ack",
+      action: "drop",
+      count: 1,
+    });
+    expect(
+      faultSpecToRule("both:data+toa:corrupt=tcp-option:254:2,xor=0xff,checksum=keep"),
+    ).toEqual({
+      direction: "both",
+      class: ["data", "toa"],
+      action: "corrupt",
+      field: "tcp-option:254:2",
+      xor: 255,
+      checksum: "keep",
+    });
+    expect(faultSpecToRule("to-client:syn-ack:delay=250,probability=0.5")).toEqual({
+      direction: "to-client",
+      class: "syn-ack",
+      action: "delay",
+      ms: 250,
+      probability: 0.5,
+    });
+  });
+
+  it.each([
+    [["--fault", "drop"], "--fault", /is not DIRECTION:CLASS:ACTION/],
+    [["--fault", "to-server:syn:drop=3"], "--fault", /action drop takes no =ARG/],
+    [["--fault", "to-server:syn:drop,count"], "--fault", /"count" is not KEY=VALUE/],
+    [["--fault", "sideways:syn:drop"], "--fault", /direction: "sideways" is not one of/],
+    [["--fault", "to-server:syn+ack:drop"], "--fault", /class\[1\]: "ack" is not one of/],
+    [["--fault", "to-server:any:delay=0"], "--fault", /ms: 0 is not an integer from 1/],
+    [["--link-mtu", "server=40"], "--link-mtu", /mtu.server: 40 is not an integer from 68/],
+    [["--link-mtu", "middle=1400"], "--link-mtu", /"middle=1400" is not client=N or server=N/],
+  ])("toasim up rejects %j naming %s, exit 2, one line", async (flags, flag, why) => {
+    const r = await run("up", ...flags);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toContain(flag);
+    expect(r.err).toMatch(why);
+  });
+
+  it("toasim fault set checks its rules before looking for an instance", async () => {
+    const r = await run("fault", "set", "--fault", "to-server:syn:explode");
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--fault: faults.rules\[0\].action: "explode" is not one of/);
+    const help = await run("up", "--help");
+    expect(help.out).toContain("DIRECTION:CLASS[+CLASS...]:ACTION");
+  });
+});
