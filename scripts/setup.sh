@@ -19,9 +19,10 @@ cd "$(dirname "$0")/.."
 #   kmod (insmod, rmmod, lsmod): run in the guest from this machine's root.
 #   clang, bpftool, libbpf-dev (headers, and libbpf1 for the loader): the
 #     eBPF decoder, compiled on first use against this kernel's BTF.
+#   python3-jsonschema: the independent check of scenarios/scenario.schema.json.
 DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils
   qemu-system-x86 busybox-static gcc make libc6-dev dwarves xz-utils zstd kmod
-  clang bpftool libbpf-dev"
+  clang bpftool libbpf-dev python3-jsonschema"
 
 missing=""
 for p in $DEBS; do

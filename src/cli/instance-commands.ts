@@ -106,6 +106,9 @@ export function registerInstanceCommands(program: Command, io: Io): void {
       io.out(
         `  carriers      inserted ${v("carriersInserted")}, after pruning ${v("carriersPruned")}, failed ${v("carriersFailed")}, UOA probes ${v("uoaProbes")}, client TOAs stripped ${v("clientToaStripped")}\n`,
       );
+      io.out(
+        `  faults        dropped ${v("faultDropped")}, duplicated ${v("faultDuplicated")}, delayed ${v("faultDelayed")}, reordered ${v("faultReordered")}, corrupted ${v("faultCorrupted")}, truncated ${v("faultTruncated")}, over the link MTU ${v("faultMtuDropped")}\n`,
+      );
       io.out("  drops\n");
       for (const [reason, i] of Object.entries(DROP_REASONS)) {
         const name = Object.keys(stats)[i] ?? "";

@@ -6,6 +6,7 @@ import { registerDemo } from "./demo.js";
 import { CliError } from "./errors.js";
 import { registerFault } from "./fault.js";
 import { registerInstanceCommands } from "./instance-commands.js";
+import { registerScenario } from "./scenario.js";
 import { registerUp } from "./up.js";
 import { registerVm } from "./vm.js";
 
@@ -42,6 +43,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerDecoder(program, io);
   registerFault(program, io);
   registerClient(program, io);
+  registerScenario(program, io);
   program.commands.forEach((c) => {
     c.exitOverride();
     c.configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} });
