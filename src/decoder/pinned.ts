@@ -126,6 +126,12 @@ function removePins(name: string): void {
   } catch {
     // Not there.
   }
+  // The shared folder goes with the last decoder pinned in it.
+  try {
+    if (readdirSync(PIN_ROOT).length === 0) rmdirSync(PIN_ROOT);
+  } catch {
+    // Not there, or another decoder still pinned.
+  }
 }
 
 export function listPinned(): PinnedDecoder[] {

@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
-import { tierUnavailable } from "../helpers/tier.js";
+import { describeTier } from "../helpers/tier.js";
 import { CLI, e2eMissing, type Instance, run, sleep, stats, withReaderServer } from "./helpers.js";
 
 /**
@@ -14,7 +14,7 @@ import { CLI, e2eMissing, type Instance, run, sleep, stats, withReaderServer } f
  * running instance; `toasim restart` forgets open connections.
  */
 
-const skip = tierUnavailable("e2e (faults)", e2eMissing([["socat", ["-V"]]]) ?? ebpfUnavailable());
+const missing = e2eMissing([["socat", ["-V"]]]) ?? ebpfUnavailable();
 const tmp = mkdtempSync(join(tmpdir(), "toasim-faults-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -64,7 +64,7 @@ async function faultCli(inst: Instance, ...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-describe.skipIf(skip)("fault injection in the live gateway", () => {
+describeTier("e2e (faults)", missing, "fault injection in the live gateway", () => {
   it("tencent (TOA on the handshake ACK alone): a dropped ACK shows the server the gateway", async () => {
     await withServer("tencent", [], async (inst) => {
       expect((await ask(inst))?.peer?.address).toBe("198.51.100.7");

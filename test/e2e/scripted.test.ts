@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
-import { tierUnavailable } from "../helpers/tier.js";
+import { describeTier } from "../helpers/tier.js";
 import { CLI, e2eMissing, type Instance, run, stats, withReaderServer } from "./helpers.js";
 
 /**
@@ -11,7 +11,7 @@ import { CLI, e2eMissing, type Instance, run, stats, withReaderServer } from "./
  * the rate; here: enough connections and addresses to show every path.
  */
 
-const skip = tierUnavailable("e2e (scripted clients)", e2eMissing([]) ?? ebpfUnavailable());
+const missing = e2eMissing([]) ?? ebpfUnavailable();
 
 interface Results {
   ok: boolean;
@@ -42,7 +42,7 @@ async function clients(
   return { code: p.code, r: JSON.parse(line) as Results, err: p.stderr };
 }
 
-describe.skipIf(skip)("scripted clients through the live gateway", () => {
+describeTier("e2e (scripted clients)", missing, "scripted clients through the live gateway", () => {
   it("5,000 connections from 100 IPv4 addresses and 5,000 from 1,000 IPv6 ones: every server view is the client's", async () => {
     await withServer("dpvs", async (inst) => {
       const v4 = await clients(inst, "--connections", "5000", "--sources", "100");

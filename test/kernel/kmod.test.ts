@@ -12,7 +12,7 @@ import {
   KERNEL_TROUBLE,
   type Stats,
 } from "../helpers/decoder-checks.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, describeTier, itTier } from "../helpers/tier.js";
 
 /**
  * The kernel tier: for each Debian kernel, toasim's module is built against
@@ -54,7 +54,7 @@ function missing(): string | null {
   return null;
 }
 
-const skip = tierUnavailable("kernel", missing());
+const kernelMissing = missing();
 
 interface BuildJson {
   kernel: string;
@@ -113,17 +113,17 @@ const work = join(ROOT, "out", "kernel");
  * kernel's module then answers the same packets in its VM.
  */
 const PARITY = join(ROOT, "out", "parity");
-const paritySkip =
-  skip ?? tierUnavailable("kernel (parity with the eBPF decoder)", ebpfUnavailable());
+const PARITY_TIER = "kernel (parity with the eBPF decoder)";
+const parityMissing = ebpfUnavailable();
 let ebpfAnswers: Json | null = null;
 let manifest: Record<string, { family: number; address: string; port: number }> = {};
 
-describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
+describeTier("kernel", kernelMissing, "the toasim module on Debian kernels under QEMU", () => {
   beforeAll(async () => {
     // The C reader runs in the guest from the shared root.
     const r = await runAsync(["make", "-C", join(ROOT, "examples/c")], 120_000);
     if (r.code !== 0) throw new Error(`make -C examples/c failed:\n${r.stderr}`);
-    if (paritySkip !== null) return;
+    if (parityMissing !== null) return;
     rmSync(PARITY, { recursive: true, force: true });
     const rec = await runAsync(
       [
@@ -217,7 +217,7 @@ describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
             rival!,
             "--out",
             join(dir, "results.json"),
-            ...(paritySkip === null ? ["--replay", join(PARITY, "pcaps")] : []),
+            ...(parityMissing === null ? ["--replay", join(PARITY, "pcaps")] : []),
           ],
           1_600_000,
         );
@@ -253,7 +253,9 @@ describe.skipIf(skip)("the toasim module on Debian kernels under QEMU", () => {
 
       decoderChecks(() => ({ res, cases }), "toasim.ko");
 
-      it.skipIf(paritySkip !== null)(
+      itTier(
+        PARITY_TIER,
+        parityMissing,
         "the same recorded packets get the same answers from this module and from the eBPF decoder",
         () => {
           const p = res["parity"] as { code: number; stderr: string; answers: Json | null };

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
-import { tierUnavailable } from "../helpers/tier.js";
+import { expect, it } from "vitest";
+import { describeTier } from "../helpers/tier.js";
 
 // The scenario schema (for editors) checked by a validator nobody here
 // wrote: Debian's python3-jsonschema. It must be a valid 2020-12 schema,
@@ -20,7 +20,7 @@ function jsonschemaMissing(): string | null {
   }
 }
 
-const skip = tierUnavailable("oracle (scenario schema)", jsonschemaMissing());
+const missing = jsonschemaMissing();
 
 const CHECK = `
 import json, sys, jsonschema
@@ -43,32 +43,37 @@ function check(...docs: string[]): { file: string; errors: string[] }[] {
     .map((l) => JSON.parse(l) as { file: string; errors: string[] });
 }
 
-describe.skipIf(skip)("scenarios/scenario.schema.json, read by python3-jsonschema", () => {
-  it("is a valid schema that accepts every shipped scenario", () => {
-    const files = readdirSync(DIR)
-      .filter((n) => n.endsWith(".json") && !n.endsWith(".schema.json"))
-      .map((n) => join(DIR, n));
-    expect(files.length).toBeGreaterThanOrEqual(8);
-    for (const r of check(...files)) expect(r.errors, r.file).toEqual([]);
-  });
+describeTier(
+  "oracle (scenario schema)",
+  missing,
+  "scenarios/scenario.schema.json, read by python3-jsonschema",
+  () => {
+    it("is a valid schema that accepts every shipped scenario", () => {
+      const files = readdirSync(DIR)
+        .filter((n) => n.endsWith(".json") && !n.endsWith(".schema.json"))
+        .map((n) => join(DIR, n));
+      expect(files.length).toBeGreaterThanOrEqual(8);
+      for (const r of check(...files)) expect(r.errors, r.file).toEqual([]);
+    });
 
-  it("refuses unknown keys, bad profiles, bad fault actions and empty steps", () => {
-    const base = {
-      name: "x",
-      symptom: "s",
-      profile: "dpvs",
-      steps: [{ sleep: 1 }],
-      expect: [{ counter: "gateway.x" }],
-    };
-    const bad = [
-      { ...base, colour: 1 },
-      { ...base, profile: "nope" },
-      { ...base, steps: [] },
-      { ...base, faults: { rules: [{ action: "zap" }] } },
-      { ...base, expect: [{ counter: "kernel.x" }] },
-    ];
-    const r = check(JSON.stringify(base), ...bad.map((b) => JSON.stringify(b)));
-    expect(r[0]!.errors).toEqual([]);
-    for (const x of r.slice(1)) expect(x.errors.length).toBeGreaterThan(0);
-  });
-});
+    it("refuses unknown keys, bad profiles, bad fault actions and empty steps", () => {
+      const base = {
+        name: "x",
+        symptom: "s",
+        profile: "dpvs",
+        steps: [{ sleep: 1 }],
+        expect: [{ counter: "gateway.x" }],
+      };
+      const bad = [
+        { ...base, colour: 1 },
+        { ...base, profile: "nope" },
+        { ...base, steps: [] },
+        { ...base, faults: { rules: [{ action: "zap" }] } },
+        { ...base, expect: [{ counter: "kernel.x" }] },
+      ];
+      const r = check(JSON.stringify(base), ...bad.map((b) => JSON.stringify(b)));
+      expect(r[0]!.errors).toEqual([]);
+      for (const x of r.slice(1)) expect(x.errors.length).toBeGreaterThan(0);
+    });
+  },
+);

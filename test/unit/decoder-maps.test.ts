@@ -17,7 +17,7 @@ import {
   STAT_NAMES,
   statsRows,
 } from "../../src/decoder/maps.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, describeTier } from "../helpers/tier.js";
 
 // The loader writes and reads the BPF maps by byte offset (maps.ts); the
 // programs use the structs of bpf/decoder.h. gcc compiles the header and
@@ -27,9 +27,9 @@ const HEADER = fileURLToPath(new URL("../../src/decoder/bpf/decoder.h", import.m
 const dir = mkdtempSync(join(tmpdir(), "toasim-decmaps-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const gcc = tierUnavailable("unit (gcc for the decoder map layouts)", commandMissing("gcc"));
+const gcc = commandMissing("gcc");
 
-describe.skipIf(gcc)("decoder map layouts", () => {
+describeTier("unit (gcc for the decoder map layouts)", gcc, "decoder map layouts", () => {
   it("gcc agrees with maps.ts on every size, offset and counter index", () => {
     const src = join(dir, "layout.c");
     writeFileSync(
