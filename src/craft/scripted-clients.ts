@@ -556,6 +556,11 @@ export class ScriptedClients {
   }
 }
 
+/** An IPv4 client as a dual-stack socket reports it (::ffff:a.b.c.d), as plain IPv4. */
+export function unmapV4(address: string): string {
+  return address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+}
+
 /** The "peer" of a reader server's JSON report, or null if the text is not one. */
 export function peerOf(text: string): { address: string; port: number } | null {
   const line = text.split("\n")[0] ?? "";
@@ -563,8 +568,7 @@ export function peerOf(text: string): { address: string; port: number } | null {
     const o = JSON.parse(line) as { peer?: { address?: unknown; port?: unknown } };
     const p = o.peer;
     if (typeof p?.address === "string" && typeof p.port === "number") {
-      // An IPv4 client on a dual-stack socket is ::ffff:a.b.c.d.
-      return { address: p.address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"), port: p.port };
+      return { address: unmapV4(p.address), port: p.port };
     }
   } catch {
     // Not JSON: not a report.

@@ -90,28 +90,21 @@ export interface FaultConfig {
 
 export const NO_FAULTS: FaultConfig = { rules: [], mtu: { client: 0, server: 0 }, seed: 1 };
 
-const ACTIONS = ["drop", "duplicate", "delay", "reorder", "corrupt", "truncate"] as const;
+/** Each action and the keys that belong to it alone. */
+const ACTION_KEYS = {
+  drop: [],
+  duplicate: ["copies"],
+  delay: ["ms"],
+  reorder: ["after", "maxMs"],
+  corrupt: ["field", "set", "xor", "add", "checksum"],
+  truncate: ["to", "by", "lengths"],
+} as const satisfies Record<string, readonly string[]>;
+type ActionKind = keyof typeof ACTION_KEYS;
+const ACTIONS = Object.keys(ACTION_KEYS) as ActionKind[];
+const ACTION_ONLY: readonly string[] = Object.values(ACTION_KEYS).flat();
 const RULE_KEYS = new Set([
-  "direction",
-  "class",
-  "first",
-  "skip",
-  "count",
-  "probability",
-  "action",
-  "copies",
-  "ms",
-  "after",
-  "maxMs",
-  "field",
-  "set",
-  "xor",
-  "add",
-  "checksum",
-  "to",
-  "by",
-  "lengths",
-  "comment",
+  ...["direction", "class", "first", "skip", "count", "probability", "action", "comment"],
+  ...ACTION_ONLY,
 ]);
 
 function bad(where: string, message: string): never {
@@ -174,31 +167,10 @@ export function parseFaultRule(raw: unknown, where: string): FaultRule {
     bad(`${where}.probability`, `${JSON.stringify(p)} is not a number in (0, 1]`);
   }
   const kind = oneOf(r["action"], `${where}.action`, ACTIONS);
-  const allowed: Record<(typeof ACTIONS)[number], readonly string[]> = {
-    drop: [],
-    duplicate: ["copies"],
-    delay: ["ms"],
-    reorder: ["after", "maxMs"],
-    corrupt: ["field", "set", "xor", "add", "checksum"],
-    truncate: ["to", "by", "lengths"],
-  };
-  for (const k of [
-    "copies",
-    "ms",
-    "after",
-    "maxMs",
-    "field",
-    "set",
-    "xor",
-    "add",
-    "checksum",
-    "to",
-    "by",
-    "lengths",
-  ]) {
-    if (r[k] !== undefined && !allowed[kind].includes(k)) {
+  const own: readonly string[] = ACTION_KEYS[kind];
+  for (const k of ACTION_ONLY) {
+    if (r[k] !== undefined && !own.includes(k))
       bad(`${where}.${k}`, `does not apply to action ${kind}`);
-    }
   }
   return {
     toward,
@@ -211,11 +183,7 @@ export function parseFaultRule(raw: unknown, where: string): FaultRule {
   };
 }
 
-function parseAction(
-  kind: (typeof ACTIONS)[number],
-  r: Record<string, unknown>,
-  where: string,
-): FaultAction {
+function parseAction(kind: ActionKind, r: Record<string, unknown>, where: string): FaultAction {
   switch (kind) {
     case "drop":
       return { kind };

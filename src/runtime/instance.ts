@@ -133,7 +133,7 @@ export async function startInstance(
   };
   const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: input });
   worker = w;
-  const captureWaiters = new Map<string, (m: FromWorker) => void>();
+  const waiters = new Map<string, (m: FromWorker) => void>();
   let workerError: string | null = null;
   const ready = new Promise<void>((resolve, reject) => {
     w.on("message", (m: FromWorker) => {
@@ -142,17 +142,17 @@ export async function startInstance(
         workerError = m.message;
         reject(new Error(`packet worker: ${m.message}`));
       } else if (m.type === "capture-started" || m.type === "capture-done") {
-        captureWaiters.get(m.side)?.(m);
+        waiters.get(m.side)?.(m);
       } else if (m.type === "faults-set" || m.type === "restarted") {
-        const waiter = captureWaiters.get(m.type);
-        captureWaiters.delete(m.type);
+        const waiter = waiters.get(m.type);
+        waiters.delete(m.type);
         waiter?.(m);
       } else if (m.type === "script-progress" || m.type === "script-done") {
-        captureWaiters.get("script")?.(m);
+        waiters.get("script")?.(m);
       } else if (m.type === "refused") {
         const k = { faults: "faults-set", restart: "restarted", script: "script" }[m.request];
-        const waiter = captureWaiters.get(k);
-        captureWaiters.delete(k);
+        const waiter = waiters.get(k);
+        waiters.delete(k);
         waiter?.(m);
       }
     });
@@ -184,7 +184,7 @@ export async function startInstance(
   server = createServer((s) => {
     clients.add(s);
     s.on("close", () => clients.delete(s));
-    handleControl(s, statsBuf, w, captureWaiters, stop, decoder);
+    handleControl(s, statsBuf, w, waiters, stop, decoder);
   });
   await new Promise<void>((resolve, reject) => {
     server!.once("error", reject);

@@ -70,7 +70,7 @@ export type FromWorker =
 
 // The poll timeout bounds how long a stop request or a control message waits.
 const POLL_MS = 50;
-let clock: () => number = () => performance.timeOrigin + performance.now();
+const clock = (): number => performance.timeOrigin + performance.now();
 
 function run(input: WorkerInput): void {
   const port = parentPort!;
@@ -80,7 +80,6 @@ function run(input: WorkerInput): void {
   const gw = input.forwarder === "null" ? null : new Gateway(input.config, stats);
   const client = KernelTun.fromFd("tun-c", input.clientFd);
   const server = KernelTun.fromFd("tun-r", input.serverFd);
-  clock = () => performance.timeOrigin + performance.now();
   const loop: Forwarding =
     gw === null ? new CopyLoop(client, server, clock) : new PacketLoop(gw, client, server, clock);
   if (loop instanceof PacketLoop && input.faults !== undefined) {

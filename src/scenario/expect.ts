@@ -1,4 +1,4 @@
-import type { ScriptResults } from "../craft/scripted-clients.js";
+import { type ScriptResults, unmapV4 } from "../craft/scripted-clients.js";
 import type { Expectation, Step } from "./format.js";
 
 /** What one step left for the expectations to look at. */
@@ -31,8 +31,7 @@ export function isLip(a: string): boolean {
 /** The report's peer, an IPv4 address seen on a dual-stack socket (::ffff:a.b.c.d) as plain IPv4. */
 function peerAddress(r: Record<string, unknown>): string {
   const p = r["peer"] as { address?: unknown } | undefined;
-  if (typeof p?.address !== "string") return JSON.stringify(p ?? null);
-  return p.address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+  return typeof p?.address === "string" ? unmapV4(p.address) : JSON.stringify(p ?? null);
 }
 
 /** A dotted path into a report: "toaLookup.address". */
