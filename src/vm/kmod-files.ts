@@ -15,6 +15,9 @@ import { VmError, VmErrorCode } from "./errors.js";
 export interface ModInfo {
   readonly name: string;
   readonly depends: readonly string[];
+  /** `softdep=pre: NAME...`: what modprobe loads first (a module name or an alias). */
+  readonly softdepPre: readonly string[];
+  readonly aliases: readonly string[];
   readonly vermagic: string;
 }
 
@@ -91,21 +94,39 @@ export function parseModInfo(ko: Uint8Array, what: string): ModInfo {
     if (nameAt(s.name) !== ".modinfo") continue;
     if (s.offset + s.size > ko.length) throw bad(".modinfo out of bounds");
     const fields = new Map<string, string>();
+    const aliases: string[] = [];
+    const softdepPre: string[] = [];
     for (const entry of Buffer.from(ko.subarray(s.offset, s.offset + s.size))
       .toString("latin1")
       .split("\0")) {
       const eq = entry.indexOf("=");
-      if (eq > 0 && !fields.has(entry.slice(0, eq)))
-        fields.set(entry.slice(0, eq), entry.slice(eq + 1));
+      if (eq <= 0) continue;
+      const [key, value] = [entry.slice(0, eq), entry.slice(eq + 1)];
+      if (key === "alias") aliases.push(value);
+      if (key === "softdep") softdepPre.push(...softdepNames(value));
+      if (!fields.has(key)) fields.set(key, value);
     }
     const depends = (fields.get("depends") ?? "").split(",").filter((d) => d !== "");
     return {
       name: moduleName(fields.get("name") ?? basename(what)),
       depends: depends.map(moduleName),
+      softdepPre,
+      aliases,
       vermagic: fields.get("vermagic") ?? "",
     };
   }
   throw bad("no .modinfo section");
+}
+
+/** The `pre:` names of a softdep value ("pre: crc32c post: x"). */
+function softdepNames(value: string): string[] {
+  const out: string[] = [];
+  let pre = false;
+  for (const w of value.split(/\s+/)) {
+    if (w === "pre:" || w === "post:") pre = w === "pre:";
+    else if (pre && w !== "") out.push(w);
+  }
+  return out;
 }
 
 /** The kernel release a module was built for (vermagic's first word). */
@@ -171,11 +192,38 @@ export class ModuleTree {
       const bytes = await moduleBytes(path);
       const info = parseModInfo(bytes, path);
       for (const d of info.depends) await visit(d, [...chain, name]);
+      // Soft: what provides it is loaded first when the kernel has it
+      // (libcrc32c's init asks the crypto layer for "crc32c").
+      for (const soft of info.softdepPre) {
+        const provider = await this.#provider(soft);
+        if (provider !== null) await visit(provider, [...chain, name]);
+      }
       visiting.delete(name);
       done.add(name);
       order.push({ name, bytes });
     };
     for (const w of [...wanted, ...optional]) await visit(w, []);
     return order;
+  }
+
+  /**
+   * The module that answers to a softdep name: a module of that name, or
+   * one whose name starts with it and carries it (or crypto-NAME) as an
+   * alias, the CPU-independent _generic one first (TCG's CPU may lack the
+   * instructions of the others). null: built in, or nothing provides it.
+   */
+  async #provider(soft: string): Promise<string | null> {
+    const n = moduleName(soft);
+    if ([...this.#builtin].some((b) => b.startsWith(n))) return null;
+    if (this.#files.has(n)) return n;
+    const candidates = [...this.#files.keys()]
+      .filter((k) => k.startsWith(n))
+      .sort((a, b) => Number(b.endsWith("_generic")) - Number(a.endsWith("_generic")));
+    for (const c of candidates) {
+      const path = this.#files.get(c)!;
+      const info = parseModInfo(await moduleBytes(path), path);
+      if (info.aliases.includes(soft) || info.aliases.includes(`crypto-${soft}`)) return c;
+    }
+    return null;
   }
 }

@@ -1,14 +1,14 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { cpioArchive } from "../../src/vm/cpio.js";
 import { VmError } from "../../src/vm/errors.js";
 import { initScript, jobScript, shellQuote } from "../../src/vm/guest-init.js";
 import { kernelSeries } from "../../src/vm/kernels.js";
-import { moduleName, parseModInfo } from "../../src/vm/kmod-files.js";
+import { ModuleTree, moduleName, parseModInfo } from "../../src/vm/kmod-files.js";
 import { commandMissing, tierUnavailable } from "../helpers/tier.js";
 import { runCli } from "./helpers/cli.js";
 
@@ -153,9 +153,41 @@ describe("kernel modules' .modinfo", () => {
     expect(m).toEqual({
       name: "9pnet_virtio",
       depends: ["virtio", "virtio_ring"],
+      softdepPre: [],
+      aliases: [],
       vermagic: "6.1.0-57-amd64 SMP mod_unload ",
     });
     expect(moduleName("nf-conntrack.ko.xz")).toBe("nf_conntrack");
+  });
+
+  it("reads softdeps and aliases; resolving loads a softdep's provider first, the generic one", async () => {
+    const m = parseModInfo(
+      elf("softdep=pre: crc32c post: x\0alias=crypto-crc32c\0alias=crc32c\0name=y\0"),
+      "y.ko",
+    );
+    expect(m.softdepPre).toEqual(["crc32c"]);
+    expect(m.aliases).toEqual(["crypto-crc32c", "crc32c"]);
+    const d = mkdtempSync(join(tmpdir(), "toasim-mods-"));
+    try {
+      const put = (path: string, info: string) => {
+        mkdirSync(join(d, "kernel", dirname(path)), { recursive: true });
+        writeFileSync(join(d, "kernel", path), elf(info));
+      };
+      put("net/nf_conntrack.ko", "depends=libcrc32c\0name=nf_conntrack\0");
+      put("lib/libcrc32c.ko", "depends=\0softdep=pre: crc32c\0name=libcrc32c\0");
+      put("arch/crc32c-intel.ko", "alias=crc32c\0name=crc32c_intel\0");
+      put("crypto/crc32c_generic.ko", "alias=crc32c\0name=crc32c_generic\0");
+      put("crypto/crc32c_other.ko", "alias=other\0name=crc32c_other\0");
+      const order = await new ModuleTree(d).resolve(["nf_conntrack"]);
+      expect(order.map((o) => o.name)).toEqual(["crc32c_generic", "libcrc32c", "nf_conntrack"]);
+      // Built in, the provider needs nothing loaded; an unknown softdep is skipped.
+      writeFileSync(join(d, "modules.builtin"), "kernel/crypto/crc32c_generic.ko\n");
+      put("lib/libcrc32c.ko", "softdep=pre: crc32c nosuch\0name=libcrc32c\0");
+      const again = await new ModuleTree(d).resolve(["nf_conntrack"]);
+      expect(again.map((o) => o.name)).toEqual(["libcrc32c", "nf_conntrack"]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it.each([
