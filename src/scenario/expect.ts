@@ -8,6 +8,8 @@ export interface StepResult {
   /** The reader server's JSON reports that came back to the client. */
   readonly reports: readonly Record<string, unknown>[];
   readonly scripted: ScriptResults | null;
+  /** UDP steps: how many of the client's sendto calls failed, by errno name. */
+  readonly sendErrors: Readonly<Record<string, number>>;
 }
 
 export interface Outcome {
@@ -121,6 +123,17 @@ function outcome(
           s === null
             ? "no results"
             : `${s.matched}/${s.opened} matched, ${s.mismatched} mismatched${s.mismatches[0] ? ` (e.g. ${s.mismatches[0].client} seen as ${s.mismatches[0].seen})` : ""}`,
+      };
+    }
+    case "send-errors": {
+      const r = results[e.step]!;
+      const n = r.sendErrors[e.errno] ?? 0;
+      const all = Object.entries(r.sendErrors).map(([k, x]) => `${x} ${k}`);
+      return {
+        pass: n >= e.min && n <= e.max,
+        expected:
+          e.text || `step ${e.step}: ${range(e.min, e.max)} sendto calls fail with ${e.errno}`,
+        actual: all.length === 0 ? "every sendto succeeded" : `failed: ${all.join(", ")}`,
       };
     }
     case "counter": {

@@ -30,6 +30,8 @@ export interface UdpStep {
   readonly to: string;
   readonly send: string;
   readonly count: number;
+  /** Client sockets (flows), each sending `count` datagrams. */
+  readonly flows: number;
   readonly as: string | null;
   readonly timeoutS: number;
 }
@@ -76,6 +78,15 @@ export type Expectation =
       readonly text: string;
     }
   | {
+      readonly kind: "send-errors";
+      readonly step: number;
+      /** An errno name (EPERM) the client's sendto calls failed with. */
+      readonly errno: string;
+      readonly min: number;
+      readonly max: number;
+      readonly text: string;
+    }
+  | {
       readonly kind: "counter";
       /** gateway.NAME, toa.NAME or uoa.NAME: the change over the run. */
       readonly counter: string;
@@ -84,12 +95,27 @@ export type Expectation =
       readonly text: string;
     };
 
+/**
+ * Connection tracking in the client namespace. nf_conntrack_max is one
+ * value for the whole machine (read-only inside a namespace), so the full
+ * table is an nftables rule: a packet that would add an entry once `table`
+ * flows are tracked is dropped where conntrack drops it when its table is
+ * full (a sendto then fails with EPERM). `notrack`: the service ports
+ * whose traffic a raw-table NOTRACK rule keeps out of the table.
+ */
+export interface Conntrack {
+  readonly table: number;
+  readonly notrack: readonly number[];
+}
+
 export interface Variant {
   readonly profile: string;
   readonly settings: Readonly<Record<string, string>>;
   readonly faults: unknown;
   readonly decoder: "yes" | "none";
   readonly sysctl: Readonly<Record<string, string>>;
+  /** null: the client namespace tracks nothing. */
+  readonly conntrack: Conntrack | null;
   readonly expect: readonly Expectation[];
 }
 
@@ -168,6 +194,7 @@ const TOP = [
   "decoder",
   "server",
   "rs",
+  "client",
   "faults",
   "steps",
   "expect",
@@ -210,7 +237,16 @@ export function parseScenario(raw: unknown, file: string): Scenario {
   let bug: Scenario["bug"] = null;
   if (o["bug"] !== undefined) {
     const b = obj(o["bug"], `${file}: bug`);
-    keys(b, `${file}: bug`, ["profile", "settings", "faults", "decoder", "rs", "expect", "breaks"]);
+    keys(b, `${file}: bug`, [
+      "profile",
+      "settings",
+      "faults",
+      "decoder",
+      "rs",
+      "client",
+      "expect",
+      "breaks",
+    ]);
     const v = parseVariant(b, `${file}: bug`, steps, healthy);
     const breaks = b["breaks"] ?? [];
     if (
@@ -258,6 +294,8 @@ function parseVariant(
     if (!/^net\.[a-z0-9_.]+$/.test(k))
       bad(`${where}.rs.sysctl.${k}`, "only net.* settings of the server namespace");
   }
+  const conntrack =
+    o["client"] === undefined && base ? base.conntrack : parseClient(o["client"], where);
   const expectRaw = o["expect"];
   if (!Array.isArray(expectRaw) || expectRaw.length === 0)
     bad(`${where}.expect`, "must be a non-empty list");
@@ -270,8 +308,26 @@ function parseVariant(
     faults: o["faults"] === undefined && base ? base.faults : o["faults"],
     decoder,
     sysctl,
+    conntrack,
     expect: expectRaw.map((e, i) => parseExpectation(e, `${where}.expect[${i}]`, steps)),
   };
+}
+
+function parseClient(raw: unknown, where: string): Conntrack | null {
+  const c = obj(raw ?? {}, `${where}.client`);
+  keys(c, `${where}.client`, ["conntrack"]);
+  if (c["conntrack"] === undefined) return null;
+  const w = `${where}.client.conntrack`;
+  const t = obj(c["conntrack"], w);
+  keys(t, w, ["table", "notrack"]);
+  if (t["table"] === undefined) bad(`${w}.table`, "is required (how many flows the table holds)");
+  const notrack = t["notrack"] ?? [];
+  if (
+    !Array.isArray(notrack) ||
+    !notrack.every((p) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535)
+  )
+    bad(`${w}.notrack`, "must be a list of ports (1 to 65535)");
+  return { table: int(t["table"], `${w}.table`, 0, 1, 1_000_000), notrack: notrack as number[] };
 }
 
 function parseStep(raw: unknown, where: string): Step {
@@ -299,13 +355,14 @@ function parseStep(raw: unknown, where: string): Step {
     }
     case "udp": {
       const t = obj(v, w);
-      keys(t, w, ["to", "send", "count", "as", "timeoutS"]);
+      keys(t, w, ["to", "send", "count", "flows", "as", "timeoutS"]);
       return {
         kind,
         background,
         to: str(t["to"], `${w}.to`),
         send: str(t["send"], `${w}.send`, "hello"),
         count: int(t["count"], `${w}.count`, 1, 1, 10_000),
+        flows: int(t["flows"], `${w}.flows`, 1, 1, 1_000),
         as: typeof t["as"] === "string" ? t["as"] : null,
         timeoutS: int(t["timeoutS"], `${w}.timeoutS`, 3, 1, 120),
       };
@@ -383,6 +440,14 @@ function parseExpectation(raw: unknown, where: string, steps: readonly Step[]): 
       bad(`${where}.scripted`, 'must be "all", "none" or how many connections must match');
     return { kind: "scripted", step: i, matched: m as "all" | "none" | number, text };
   }
+  if ("sendErrors" in o) {
+    keys(o, where, ["step", "sendErrors", "min", "max", "equals", "say"]);
+    const i = step();
+    if (steps[i]!.kind !== "udp") bad(`${where}.step`, `step ${i} is not a udp step`);
+    const errno = str(o["sendErrors"], `${where}.sendErrors`);
+    if (!/^E[A-Z0-9]+$/.test(errno)) bad(`${where}.sendErrors`, `"${errno}" is not an errno name`);
+    return { kind: "send-errors", step: i, errno, ...bounds(), text };
+  }
   if ("counter" in o) {
     keys(o, where, ["counter", "min", "max", "equals", "say"]);
     const c = str(o["counter"], `${where}.counter`);
@@ -390,5 +455,5 @@ function parseExpectation(raw: unknown, where: string, steps: readonly Step[]): 
       bad(`${where}.counter`, `"${c}" is not gateway.NAME, toa.NAME or uoa.NAME`);
     return { kind: "counter", counter: c, ...bounds(), text };
   }
-  return bad(where, "needs one of peer, report, reports, scripted, counter");
+  return bad(where, "needs one of peer, report, reports, scripted, sendErrors, counter");
 }

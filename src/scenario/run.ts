@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type DecoderSettings, statsRows } from "../decoder/maps.js";
@@ -11,7 +11,7 @@ import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { nsExecArgs } from "../tun/topology.js";
 import { ScenarioError } from "./errors.js";
 import { evaluate, type Outcome, type StepResult } from "./expect.js";
-import type { Scenario, Step, TcpStep, UdpStep, Variant } from "./format.js";
+import type { Conntrack, Scenario, Step, TcpStep, UdpStep, Variant } from "./format.js";
 
 /** What the command layer turns a variant into (it owns the flags and profiles). */
 export interface Setup {
@@ -82,6 +82,18 @@ export async function runVariant(
         nsExecArgs(serverNs, ["sysctl", "-q", "-w", `${k}=${val}`]),
         children,
         10_000,
+      );
+    }
+    if (v.conntrack !== null) {
+      const rules = join(dir, "client.nft");
+      writeFileSync(rules, conntrackRules(v.conntrack));
+      await runChecked(nsExecArgs(clientNs, ["nft", "-f", rules]), children, 10_000).catch(
+        (e: unknown) => {
+          throw new ScenarioError(
+            "RUN",
+            `client conntrack rules (${rules}): ${(e as Error).message} (nft comes with nftables: npm run setup)`,
+          );
+        },
       );
     }
     for (const side of ["client", "server"] as const) {
@@ -155,12 +167,45 @@ export async function runVariant(
   }
 }
 
+/**
+ * The client namespace's conntrack as nftables rules. A full table drops
+ * the packet that would add an entry, and only that one: the first of a
+ * flow, not yet confirmed (a UDP flow stays "new" until its first answer,
+ * so state alone would drop the later datagrams of flows already held).
+ * NOTRACK runs at raw priority, before conntrack, so those packets never
+ * reach the count.
+ */
+export function conntrackRules(c: Conntrack): string {
+  const lines = [
+    "table inet toasim_conntrack {",
+    "  chain table_full {",
+    "    type filter hook output priority filter; policy accept;",
+    `    ct state new ct status ! confirmed ct count over ${c.table} drop`,
+    "  }",
+  ];
+  if (c.notrack.length > 0) {
+    const ports = c.notrack.join(", ");
+    lines.push(
+      "  chain notrack_out {",
+      "    type filter hook output priority raw; policy accept;",
+      `    meta l4proto { tcp, udp } th dport { ${ports} } notrack`,
+      "  }",
+      "  chain notrack_in {",
+      "    type filter hook prerouting priority raw; policy accept;",
+      `    meta l4proto { tcp, udp } th sport { ${ports} } notrack`,
+      "  }",
+    );
+  }
+  lines.push("}", "");
+  return lines.join("\n");
+}
+
 function describeStep(s: Step): string {
   switch (s.kind) {
     case "tcp":
       return `tcp to ${s.to}${s.as ? ` from ${s.as}` : ""}${s.pauseMs ? `, sending after ${s.pauseMs} ms` : ""}${s.background ? " (background)" : ""}`;
     case "udp":
-      return `udp x${s.count} to ${s.to}${s.as ? ` from ${s.as}` : ""}`;
+      return `udp x${s.count}${s.flows > 1 ? ` on each of ${s.flows} flows` : ""} to ${s.to}${s.as ? ` from ${s.as}` : ""}`;
     case "scripted":
       return `scripted clients: ${JSON.stringify(s.spec)}`;
     case "faults":
@@ -190,7 +235,12 @@ async function runStep(
       }).done;
       if (last["ok"] !== true)
         throw new ScenarioError("RUN", `scripted clients: ${String(last["error"])}`);
-      return { source: null, reports: [], scripted: last["results"] as StepResult["scripted"] };
+      return {
+        source: null,
+        reports: [],
+        scripted: last["results"] as StepResult["scripted"],
+        sendErrors: {},
+      };
     }
     case "faults":
     case "restart": {
@@ -199,13 +249,15 @@ async function runStep(
         step.kind === "restart" ? { cmd: "restart" } : { cmd: "faults", faults: step.faults },
       );
       if (a["ok"] !== true) throw new ScenarioError("RUN", `${step.kind}: ${String(a["error"])}`);
-      return { source: null, reports: [], scripted: null };
+      return NOTHING;
     }
     case "sleep":
       await sleep(step.ms);
-      return { source: null, reports: [], scripted: null };
+      return NOTHING;
   }
 }
+
+const NOTHING: StepResult = { source: null, reports: [], scripted: null, sendErrors: {} };
 
 function source(to: string, as: string | null): { family: 4 | 6; addr: string } {
   let family: 4 | 6;
@@ -235,27 +287,41 @@ async function tcpStep(
     (s.timeoutS + s.pauseMs / 1000 + 10) * 1000,
     true,
   );
-  return { source: addr, reports: reportsOf(r.stdout), scripted: null };
+  return { source: addr, reports: reportsOf(r.stdout), scripted: null, sendErrors: {} };
 }
 
+// A flow is a socket of its own (its own source port). A failed sendto is
+// counted by errno, as a program would log it, and the datagram is lost.
 const UDP_CLIENT = `
-import json, socket, sys, time
-to, port, src, payload, count, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
+import errno, json, select, socket, sys, time
+to, port, src, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
+count, flows, timeout = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
 fam = socket.AF_INET6 if ":" in to else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM)
-s.bind((src, 0))
-s.settimeout(0.2)
+socks = []
+for _ in range(flows):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    s.setblocking(False)
+    socks.append(s)
+failed = {}
 for i in range(count):
-    s.sendto(payload.encode(), (to, port))
+    for s in socks:
+        try:
+            s.sendto(payload, (to, port))
+        except OSError as e:
+            name = errno.errorcode.get(e.errno, str(e.errno))
+            failed[name] = failed.get(name, 0) + 1
     time.sleep(0.02)
 end = time.time() + timeout
 while time.time() < end:
-    try:
-        d = s.recv(65535)
-    except socket.timeout:
-        continue
-    sys.stdout.write(d.decode("utf-8", "replace"))
-    sys.stdout.flush()
+    ready, _, _ = select.select(socks, [], [], 0.2)
+    for s in ready:
+        try:
+            d = s.recv(65535)
+        except OSError:
+            continue
+        sys.stdout.write(d.decode("utf-8", "replace").rstrip("\\n") + "\\n")
+sys.stdout.write("#send-errors " + json.dumps(failed) + "\\n")
 `;
 
 async function udpStep(
@@ -278,12 +344,16 @@ async function udpStep(
       addr,
       s.send,
       String(s.count),
+      String(s.flows),
       String(s.timeoutS),
     ]),
     children,
     (s.timeoutS + 15) * 1000,
   );
-  return { source: addr, reports: reportsOf(r.stdout), scripted: null };
+  const tail = /^#send-errors (\{.*\})$/m.exec(r.stdout);
+  if (!tail) throw new ScenarioError("RUN", "the UDP client did not finish its report");
+  const sendErrors = JSON.parse(tail[1]!) as Record<string, number>;
+  return { source: addr, reports: reportsOf(r.stdout), scripted: null, sendErrors };
 }
 
 function reportsOf(text: string): Record<string, unknown>[] {

@@ -17,6 +17,7 @@ const missing =
     ["socat", ["-V"]],
     ["tshark", ["-v"]],
     ["python3", ["--version"]],
+    ["nft", ["--version"]],
   ]) ?? ebpfUnavailable();
 const OUT = join(ROOT, "out", "scenarios-e2e");
 const SCENARIOS = readdirSync(join(ROOT, "scenarios")).filter(
@@ -81,6 +82,7 @@ describeTier(
       expect(withBug.map((s) => s.name).sort()).toEqual(
         [
           "client-forged-toa",
+          "conntrack-table-full",
           "handshake-ack-lost",
           "mss-not-clamped",
           "options-full",
@@ -116,6 +118,24 @@ describeTier(
         frames(join(OUT, "mss-not-clamped-bug", "client.pcap"), "tcp.len == 1460"),
       ).toBeGreaterThan(1);
       expect(frames(join(OUT, "mss-not-clamped", "client.pcap"), "tcp.len > 1452")).toBe(0);
+    });
+
+    it("the conntrack bug: only the flows in the client's table reach the wire", () => {
+      const ports = (pcap: string) =>
+        new Set(
+          sh(
+            ["tshark", "-r", pcap, "-Y", "udp.dstport == 53", "-T", "fields", "-e", "udp.srcport"],
+            60_000,
+          )
+            .split("\n")
+            .filter((l) => l.trim() !== ""),
+        ).size;
+      // The datagrams whose sendto failed never left the client namespace.
+      expect(ports(join(OUT, "conntrack-table-full", "client.pcap"))).toBe(64);
+      expect(ports(join(OUT, "conntrack-table-full-bug", "client.pcap"))).toBe(16);
+      expect(
+        frames(join(OUT, "conntrack-table-full-bug", "client.pcap"), "udp.dstport == 53"),
+      ).toBe(32);
     });
 
     it("leaves no namespace behind", () => {

@@ -52,11 +52,11 @@ describeTier(
       const files = readdirSync(DIR)
         .filter((n) => n.endsWith(".json") && !n.endsWith(".schema.json"))
         .map((n) => join(DIR, n));
-      expect(files.length).toBeGreaterThanOrEqual(8);
+      expect(files.length).toBeGreaterThanOrEqual(9);
       for (const r of check(...files)) expect(r.errors, r.file).toEqual([]);
     });
 
-    it("refuses unknown keys, bad profiles, bad fault actions and empty steps", () => {
+    it("refuses unknown keys, bad profiles, bad fault actions, bad conntrack tables and empty steps", () => {
       const base = {
         name: "x",
         symptom: "s",
@@ -70,6 +70,9 @@ describeTier(
         { ...base, steps: [] },
         { ...base, faults: { rules: [{ action: "zap" }] } },
         { ...base, expect: [{ counter: "kernel.x" }] },
+        { ...base, client: { conntrack: { notrack: [53] } } },
+        { ...base, client: { conntrack: { table: 16, notrack: [0] } } },
+        { ...base, expect: [{ step: 0, sendErrors: "perm" }] },
       ];
       const r = check(JSON.stringify(base), ...bad.map((b) => JSON.stringify(b)));
       expect(r[0]!.errors).toEqual([]);

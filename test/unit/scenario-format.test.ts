@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ScenarioError } from "../../src/scenario/errors.js";
 import { parseScenario, readScenario } from "../../src/scenario/format.js";
+import { conntrackRules } from "../../src/scenario/run.js";
 import { runCli } from "./helpers/cli.js";
 
 const DIR = resolve(import.meta.dirname, "../../scenarios");
@@ -29,8 +30,8 @@ function err(o: unknown): string {
 }
 
 describe("scenario files", () => {
-  it("ships at least eight scenarios, each with a symptom, every one readable", () => {
-    expect(FILES.length).toBeGreaterThanOrEqual(8);
+  it("ships at least nine scenarios, each with a symptom, every one readable", () => {
+    expect(FILES.length).toBeGreaterThanOrEqual(9);
     for (const f of FILES) {
       const s = readScenario(join(DIR, f));
       expect(`${s.name}.json`).toBe(f);
@@ -78,7 +79,7 @@ describe("scenario files", () => {
       'f.json.expect[0].counter: "kernel.x" is not gateway.NAME, toa.NAME or uoa.NAME',
     );
     expect(err({ ...base, expect: [{ wish: 1 }] })).toBe(
-      "f.json.expect[0]: needs one of peer, report, reports, scripted, counter",
+      "f.json.expect[0]: needs one of peer, report, reports, scripted, sendErrors, counter",
     );
     expect(err({ ...base, bug: { expect: [{ step: 0, peer: "gateway" }], breaks: [4] } })).toBe(
       "f.json: bug.breaks: must list indexes of expect (0 to 0)",
@@ -86,6 +87,66 @@ describe("scenario files", () => {
     expect(err({ ...base, rs: { sysctl: { "kernel.panic": "1" } } })).toBe(
       "f.json.rs.sysctl.kernel.panic: only net.* settings of the server namespace",
     );
+  });
+
+  it("reads the client's conntrack table, UDP flows and sendto errors, naming what is wrong", () => {
+    const udp = { ...base, steps: [{ udp: { to: "203.0.113.10:53", flows: 64, count: 2 } }] };
+    const s = parseScenario(
+      {
+        ...udp,
+        client: { conntrack: { table: 16, notrack: [53] } },
+        expect: [{ step: 0, sendErrors: "EPERM", equals: 0 }],
+        bug: {
+          client: { conntrack: { table: 16 } },
+          expect: [{ step: 0, sendErrors: "EPERM", min: 1 }],
+        },
+      },
+      "f.json",
+    );
+    expect(s.steps[0]).toMatchObject({ kind: "udp", flows: 64, count: 2 });
+    expect(s.healthy.conntrack).toEqual({ table: 16, notrack: [53] });
+    expect(s.bug?.conntrack).toEqual({ table: 16, notrack: [] });
+    expect(s.healthy.expect[0]).toMatchObject({ kind: "send-errors", errno: "EPERM", max: 0 });
+    // Left out of the bug variant, the client is the healthy run's.
+    const inherited = parseScenario(
+      { ...udp, client: { conntrack: { table: 4 } }, bug: { expect: base.expect } },
+      "f.json",
+    );
+    expect(inherited.bug?.conntrack).toEqual({ table: 4, notrack: [] });
+    expect(parseScenario(base, "f.json").healthy.conntrack).toBeNull();
+    expect(err({ ...udp, client: { conntrack: {} } })).toBe(
+      "f.json.client.conntrack.table: is required (how many flows the table holds)",
+    );
+    expect(err({ ...udp, client: { conntrack: { table: 0 } } })).toBe(
+      "f.json.client.conntrack.table: 0 is not an integer from 1 to 1000000",
+    );
+    expect(err({ ...udp, client: { conntrack: { table: 4, notrack: [0] } } })).toBe(
+      "f.json.client.conntrack.notrack: must be a list of ports (1 to 65535)",
+    );
+    expect(err({ ...udp, client: { nat: true } })).toBe(
+      "f.json.client.nat: unknown key (known: conntrack)",
+    );
+    expect(err({ ...udp, steps: [{ udp: { to: "203.0.113.10:53", flows: 0 } }] })).toBe(
+      "f.json: steps[0].udp.flows: 0 is not an integer from 1 to 1000",
+    );
+    expect(err({ ...base, expect: [{ step: 0, sendErrors: "EPERM" }] })).toBe(
+      "f.json.expect[0].step: step 0 is not a udp step",
+    );
+    expect(err({ ...udp, expect: [{ step: 0, sendErrors: "perm" }] })).toBe(
+      'f.json.expect[0].sendErrors: "perm" is not an errno name',
+    );
+  });
+
+  it("writes the client's table as nftables rules: a limit on new entries, NOTRACK before it", () => {
+    const full = conntrackRules({ table: 16, notrack: [] });
+    expect(full).toContain("type filter hook output priority filter;");
+    expect(full).toContain("ct state new ct status ! confirmed ct count over 16 drop");
+    expect(full).not.toContain("notrack");
+    const cured = conntrackRules({ table: 16, notrack: [53, 5353] });
+    expect(cured).toContain("type filter hook output priority raw;");
+    expect(cured).toContain("th dport { 53, 5353 } notrack");
+    expect(cured).toContain("type filter hook prerouting priority raw;");
+    expect(cured).toContain("th sport { 53, 5353 } notrack");
   });
 
   it("a bug variant takes what it leaves out from the healthy run", () => {
