@@ -6,6 +6,7 @@ import { type DecoderSettings, statsRows } from "../decoder/maps.js";
 import type { GatewayConfig } from "../fullnat-sim/config.js";
 import type { FaultConfig } from "../fullnat-sim/faults.js";
 import { familyOf, parseEndpoint } from "../option-codec/address.js";
+import { runProcess } from "../run-process.js";
 import { controlAsk, controlRequest } from "../runtime/control-client.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { nsExecArgs } from "../tun/topology.js";
@@ -439,39 +440,21 @@ function keep(argv: readonly string[], children: Set<ChildProcess>): Kept {
 }
 
 /** Runs argv to its end (SIGKILLed after `ms`); a failure to start, or (unless `anyExit`) a non-zero exit, throws. */
-function runChecked(
+async function runChecked(
   argv: readonly string[],
   children: Set<ChildProcess>,
   ms: number,
   anyExit = false,
-): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-    children.add(p);
-    let stdout = "";
-    let stderr = "";
-    p.stdout!.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.stderr!.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => p.kill("SIGKILL"), ms);
-    p.on("error", (e) => {
-      clearTimeout(timer);
-      children.delete(p);
-      reject(new ScenarioError("RUN", `cannot run ${argv.join(" ")}: ${e.message}`));
-    });
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      children.delete(p);
-      if (code !== 0 && !anyExit) {
-        reject(
-          new ScenarioError("RUN", `${argv.slice(-3).join(" ")}: exit ${code}: ${stderr.trim()}`),
-        );
-      } else resolve({ code, stdout });
-    });
-  });
+): Promise<{ code: number; stdout: string }> {
+  const r = await runProcess(argv, { children, timeoutMs: ms, keepAll: true });
+  if (r.spawnError !== null)
+    throw new ScenarioError("RUN", `cannot run ${argv.join(" ")}: ${r.spawnError.message}`);
+  if (r.code !== 0 && !anyExit)
+    throw new ScenarioError(
+      "RUN",
+      `${argv.slice(-3).join(" ")}: exit ${r.code}: ${r.stderr.trim()}`,
+    );
+  return { code: r.code, stdout: r.stdout };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

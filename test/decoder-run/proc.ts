@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { runProcess } from "../../src/run-process.js";
 
 // Child processes for the scripts that run inside the test VM (compiled by
 // `npm run build`, run with node from the shared host root). Every wait has
@@ -10,32 +11,15 @@ export interface Done {
   stderr: string;
 }
 
-export function run(argv: readonly string[], ms = 20_000, input?: string): Promise<Done> {
-  return new Promise((res) => {
-    const p = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout!.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.stderr!.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      stderr += `[killed after ${ms} ms]`;
-      p.kill("SIGKILL");
-    }, ms);
-    p.on("error", (e) => {
-      clearTimeout(timer);
-      res({ code: null, stdout, stderr: stderr + e.message });
-    });
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-    p.stdin!.on("error", () => {});
-    p.stdin!.end(input ?? "");
-  });
+export async function run(argv: readonly string[], ms = 20_000, input?: string): Promise<Done> {
+  const r = await runProcess(argv, { timeoutMs: ms, input: input ?? "", keepAll: true });
+  if (r.spawnError !== null)
+    return { code: null, stdout: r.stdout, stderr: r.stderr + r.spawnError.message };
+  return {
+    code: r.signal === null ? r.code : null,
+    stdout: r.stdout,
+    stderr: r.timedOut ? `${r.stderr}[killed after ${ms} ms]` : r.stderr,
+  };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

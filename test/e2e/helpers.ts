@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { runProcess } from "../../src/run-process.js";
 import { commandMissing } from "../helpers/tier.js";
 
 // Shared by the e2e tests that drive the built CLI (bin/toasim.js) as a
@@ -38,30 +39,16 @@ export interface RunResult {
 }
 
 /** Runs argv to completion, SIGKILLed after `timeoutMs`; never rejects. */
-export function run(argv: readonly string[], timeoutMs = 15_000): Promise<RunResult> {
-  return new Promise((res) => {
-    const p = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout!.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.stderr!.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      stderr += `\n[killed after ${timeoutMs} ms]`;
-      p.kill("SIGKILL");
-    }, timeoutMs);
-    p.on("error", (e) => {
-      clearTimeout(timer);
-      res({ code: null, signal: null, stdout, stderr: `${stderr}${e.message}` });
-    });
-    p.on("close", (code, signal) => {
-      clearTimeout(timer);
-      res({ code, signal, stdout, stderr });
-    });
-  });
+export async function run(argv: readonly string[], timeoutMs = 15_000): Promise<RunResult> {
+  const r = await runProcess(argv, { cwd: ROOT, timeoutMs, keepAll: true });
+  if (r.spawnError !== null)
+    return { code: null, signal: null, stdout: r.stdout, stderr: r.stderr + r.spawnError.message };
+  return {
+    code: r.signal === null ? r.code : null,
+    signal: r.signal,
+    stdout: r.stdout,
+    stderr: r.timedOut ? `${r.stderr}\n[killed after ${timeoutMs} ms]` : r.stderr,
+  };
 }
 
 /** Synchronous, for quick read-only commands (ip netns list, ip link). */

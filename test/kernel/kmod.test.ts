@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
+import { runProcess } from "../../src/run-process.js";
 import { readScenario } from "../../src/scenario/format.js";
 import {
   type Case,
@@ -72,30 +72,15 @@ interface VmReport {
  * Runs a command without blocking this worker: a VM run takes minutes, and
  * a blocked event loop makes vitest's own worker calls time out.
  */
-function runAsync(
+async function runAsync(
   argv: string[],
   timeoutMs: number,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const p = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    p.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => p.kill("SIGTERM"), timeoutMs);
-    p.on("error", (e) => {
-      clearTimeout(timer);
-      res({ code: -1, stdout, stderr: `${stderr}${e.message}` });
-    });
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  // SIGTERM at the limit: toasim vm stops its QEMU on the way out.
+  const r = await runProcess(argv, { cwd: ROOT, timeoutMs, killSignal: "SIGTERM", keepAll: true });
+  if (r.spawnError !== null)
+    return { code: -1, stdout: r.stdout, stderr: r.stderr + r.spawnError.message };
+  return { code: r.signal === null ? r.code : -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 const toasim = (args: string[], timeoutMs: number) =>
