@@ -8,8 +8,8 @@ import { type ChildProcess, spawn } from "node:child_process";
  * reports progress and handles Ctrl-C.
  */
 export interface ProcessResult {
-  /** The exit code; 128 + the signal's number when a signal ended it. */
-  readonly code: number;
+  /** The exit code, or null when a signal ended it (or it never started). */
+  readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
@@ -41,7 +41,6 @@ export interface ProcessOptions {
 }
 
 const TAIL = 64 * 1024;
-const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 export function runProcess(
   argv: readonly string[],
@@ -100,7 +99,7 @@ export function runProcess(
       opts.children?.delete(child);
       if (partial !== "" && opts.onLine) opts.onLine(partial);
       resolve({
-        code: code ?? 128 + (signal === null ? 0 : (SIGNALS[signal] ?? 0)),
+        code: spawnError === null ? code : null,
         signal,
         stdout,
         stderr,

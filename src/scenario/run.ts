@@ -445,7 +445,7 @@ async function runChecked(
   children: Set<ChildProcess>,
   ms: number,
   anyExit = false,
-): Promise<{ code: number; stdout: string }> {
+): Promise<{ code: number | null; stdout: string }> {
   const r = await runProcess(argv, { children, timeoutMs: ms, keepAll: true });
   if (r.spawnError !== null)
     throw new ScenarioError("RUN", `cannot run ${argv.join(" ")}: ${r.spawnError.message}`);

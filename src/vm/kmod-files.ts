@@ -138,6 +138,8 @@ export function builtFor(info: ModInfo): string {
 export class ModuleTree {
   readonly #files = new Map<string, string>();
   readonly #builtin = new Set<string>();
+  /** Read once: the softdep search and the resolution look at the same files. */
+  readonly #read = new Map<string, { bytes: Buffer; info: ModInfo }>();
 
   constructor(readonly modulesDir: string) {
     const walk = (dir: string): void => {
@@ -189,8 +191,7 @@ export class ModuleTree {
         );
       }
       visiting.add(name);
-      const bytes = await moduleBytes(path);
-      const info = parseModInfo(bytes, path);
+      const { bytes, info } = await this.#module(path);
       for (const d of info.depends) await visit(d, [...chain, name]);
       // Soft: what provides it is loaded first when the kernel has it
       // (libcrc32c's init asks the crypto layer for "crc32c").
@@ -212,6 +213,16 @@ export class ModuleTree {
    * alias, the CPU-independent _generic one first (TCG's CPU may lack the
    * instructions of the others). null: built in, or nothing provides it.
    */
+  async #module(path: string): Promise<{ bytes: Buffer; info: ModInfo }> {
+    let m = this.#read.get(path);
+    if (m === undefined) {
+      const bytes = await moduleBytes(path);
+      m = { bytes, info: parseModInfo(bytes, path) };
+      this.#read.set(path, m);
+    }
+    return m;
+  }
+
   async #provider(soft: string): Promise<string | null> {
     const n = moduleName(soft);
     if ([...this.#builtin].some((b) => b.startsWith(n))) return null;
@@ -220,8 +231,7 @@ export class ModuleTree {
       .filter((k) => k.startsWith(n))
       .sort((a, b) => Number(b.endsWith("_generic")) - Number(a.endsWith("_generic")));
     for (const c of candidates) {
-      const path = this.#files.get(c)!;
-      const info = parseModInfo(await moduleBytes(path), path);
+      const { info } = await this.#module(this.#files.get(c)!);
       if (info.aliases.includes(soft) || info.aliases.includes(`crypto-${soft}`)) return c;
     }
     return null;

@@ -39,7 +39,8 @@ export async function runTool(
       { cause: e },
     );
   }
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+  const code = r.code ?? 128 + (r.signal === "SIGKILL" ? 9 : 15);
+  return { code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The last lines of a tool's output, for an error message. */

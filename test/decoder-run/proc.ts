@@ -16,7 +16,7 @@ export async function run(argv: readonly string[], ms = 20_000, input?: string):
   if (r.spawnError !== null)
     return { code: null, stdout: r.stdout, stderr: r.stderr + r.spawnError.message };
   return {
-    code: r.signal === null ? r.code : null,
+    code: r.code,
     stdout: r.stdout,
     stderr: r.timedOut ? `${r.stderr}[killed after ${ms} ms]` : r.stderr,
   };

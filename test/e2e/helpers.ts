@@ -44,7 +44,7 @@ export async function run(argv: readonly string[], timeoutMs = 15_000): Promise<
   if (r.spawnError !== null)
     return { code: null, signal: null, stdout: r.stdout, stderr: r.stderr + r.spawnError.message };
   return {
-    code: r.signal === null ? r.code : null,
+    code: r.code,
     signal: r.signal,
     stdout: r.stdout,
     stderr: r.timedOut ? `${r.stderr}\n[killed after ${timeoutMs} ms]` : r.stderr,

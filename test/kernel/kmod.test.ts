@@ -80,7 +80,7 @@ async function runAsync(
   const r = await runProcess(argv, { cwd: ROOT, timeoutMs, killSignal: "SIGTERM", keepAll: true });
   if (r.spawnError !== null)
     return { code: -1, stdout: r.stdout, stderr: r.stderr + r.spawnError.message };
-  return { code: r.signal === null ? r.code : -1, stdout: r.stdout, stderr: r.stderr };
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 const toasim = (args: string[], timeoutMs: number) =>
