@@ -5,7 +5,7 @@
 // iteration; that restore alone is the baseline, measured in the same run,
 // and every case is reported as a ratio to it and as net ns above it.
 //
-//   npm run bench:codec        (builds, then node dist/bench/codec.js)
+//   npm run bench:codec        (builds, then node build/bench/codec.js)
 //
 // Target: a 64-byte TCP rewrite with TOA insertion under 1 µs, with no
 // allocation per packet. The verdict is printed; the exit code is 0 either way.

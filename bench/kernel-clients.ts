@@ -4,7 +4,7 @@
 // check its "peer" against the socket's own address) from one address.
 // Prints one JSON line: {completed, matched, failed, ms}.
 //
-//   node dist/bench/kernel-clients.js --to 203.0.113.10:80 --connections N --concurrency C
+//   node build/bench/kernel-clients.js --to 203.0.113.10:80 --connections N --concurrency C
 
 import { connect } from "node:net";
 

@@ -18,8 +18,8 @@ import { connect } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ebpfUnavailable } from "../src/cli/decoder-flags.js";
 import type { ScriptResults } from "../src/craft/scripted-clients.js";
+import { ebpfUnavailable } from "../src/decoder/availability.js";
 import { DEFAULT_SETTINGS } from "../src/decoder/maps.js";
 import { resolveProfile } from "../src/fullnat-sim/profiles.js";
 import { defaultGatewayConfig } from "../src/runtime/defaults.js";
@@ -161,7 +161,7 @@ async function main(): Promise<number> {
   const base = spawnKept(
     nsExecArgs(clientNs, [
       process.execPath,
-      join(ROOT, "dist/bench/kernel-clients.js"),
+      join(ROOT, "build/bench/kernel-clients.js"),
       "--to",
       "[2001:db8:f::10]:80",
       "--connections",

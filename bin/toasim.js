@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // Thin launcher: the compiled CLI lives in dist/ (npm run build).
-import { main } from "../dist/src/cli/main.js";
+import { runCli } from "../dist/cli/main.js";
 
-process.exitCode = await main(process.argv.slice(2));
+await runCli(process.argv.slice(2));

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
 
 /**
  * Runs a program to its end and keeps its output, with a time limit. It
@@ -108,4 +110,19 @@ export function runProcess(
       });
     });
   });
+}
+
+/** The path of an executable on PATH, or null. */
+export function onPath(cmd: string): string | null {
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const p = join(dir, cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // Not here.
+    }
+  }
+  return null;
 }

@@ -24,7 +24,7 @@ import {
   toaLookup,
   ttmPeer,
   uoaLookup,
-} from "../../dist/src/sockopt/index.js";
+} from "toasim/sockopt";
 
 const READ_TIMEOUT_MS = 2000;
 const DRAIN_MS = 500;

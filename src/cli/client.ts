@@ -1,12 +1,13 @@
 import type { Command } from "commander";
-import { parseScriptSpec, SCRIPT_DEFAULTS } from "../craft/script-spec.js";
+import { ToasimError, ToasimErrorCode } from "../api/errors.js";
+import { checkClientSpec } from "../api/instance.js";
+import { SCRIPT_DEFAULTS } from "../craft/script-spec.js";
 import type { ScriptResults } from "../craft/scripted-clients.js";
 import { LINUX_SEGMENT, LINUX_SYN } from "../craft/segment-options.js";
-import { GatewayError } from "../fullnat-sim/errors.js";
-import { request } from "./control-client.js";
+import type { ScriptProgress } from "../runtime/control.js";
 import { CliError } from "./errors.js";
-import { findInstance } from "./instances.js";
-import type { Io } from "./main.js";
+import { attached } from "./instance-commands.js";
+import type { Io } from "./io.js";
 import { intFlag } from "./parse-flags.js";
 
 interface ClientFlags {
@@ -34,15 +35,8 @@ export function registerClient(program: Command, io: Io): void {
     .command("run")
     .summary("open many connections from many addresses, crafted by toasim, and check each answer")
     .description(
-      "Scripted clients: toasim builds every packet itself (as packetdrill does) and sends\n" +
-        "it straight into the gateway of a running instance, so any TCP option (a forged TOA\n" +
-        "too) and any number of source addresses can be used without configuring them.\n" +
-        "Each connection sends one request; when the server answers with a reader server's\n" +
-        'JSON report (examples/*/reader-server), its "peer" must be the connection\'s own\n' +
-        "address and port. Progress goes to stderr every second; the exit code is 0 only when\n" +
-        "every connection completed (and matched).\n\n" +
-        "Option words (--syn, --ack, --segment, comma-separated): mss:N ws:N sack-perm ts\n" +
-        "nop eol sack:N toa:KIND:ADDR:PORT raw:HEX",
+      "Scripted clients: toasim builds every packet itself (as packetdrill does) and sends it straight into the gateway of a running instance, so any TCP option (a forged TOA too) and any number of source addresses can be used without configuring them. Each connection sends one request; when the server answers with a reader server's JSON report (toasim examples), its \"peer\" must be the connection's own address and port. Progress goes to stderr every second; the exit code is 0 only when every connection completed (and matched).\n\n" +
+        "Option words (--syn, --ack, --segment, comma-separated): mss:N ws:N sack-perm ts nop eol sack:N toa:KIND:ADDR:PORT raw:HEX",
     )
     .option("--to <vip>", "the VIP to connect to", "203.0.113.10:80")
     .option(
@@ -122,41 +116,42 @@ const FLAG_OF: Record<string, string> = {
   segment: "--segment",
 };
 
+function flagError(e: unknown): unknown {
+  if (e instanceof ToasimError && e.code === ToasimErrorCode.badOption) {
+    const m = /^spec\.(\w+)(.*)$/.exec(e.option ?? "");
+    const key = m?.[1] ?? "";
+    // The index of a bad word in an option list (--ack's [0]) says which.
+    const at = m?.[2] ? `${m[2]}: ` : "";
+    return new CliError("BAD_FLAG", FLAG_OF[key] ?? null, `${at}${e.detail}`);
+  }
+  return e;
+}
+
 async function runClients(f: ClientFlags, io: Io): Promise<number> {
   const plain = clientPlain(f);
+  // Checked before looking for an instance: a bad flag is exit code 2 either way.
   try {
-    parseScriptSpec(plain);
+    checkClientSpec(plain);
   } catch (e) {
-    if (!(e instanceof GatewayError)) throw e;
-    const key = /^scripted\.(\w+)/.exec(e.message)?.[1] ?? "";
-    throw new CliError(
-      "BAD_FLAG",
-      FLAG_OF[key] ?? null,
-      e.message.replace(/^scripted\.\w+(: )?/, ""),
-    );
+    throw flagError(e);
   }
-  const inst = findInstance(f.id);
-  let last: { results: ScriptResults; elapsedMs: number; active: number } | null = null;
-  let error: string | null = null;
-  const session = request(String(inst.state["socket"]), { cmd: "script", spec: plain }, (m) => {
-    if (m["ok"] !== true) {
-      error = String(m["error"]);
-      return;
-    }
-    last = m as unknown as typeof last;
-    if (!f.json && m["type"] === "script-progress" && last) io.err(`${progressLine(last)}\n`);
-  });
-  const stop = () => session.send({ cmd: "script-stop" });
+  const inst = attached(f.id);
+  const abort = new AbortController();
+  const stop = () => abort.abort();
   process.once("SIGINT", stop);
+  let done: ScriptProgress;
   try {
-    await session.done;
+    done = await inst.runClients(plain, {
+      signal: abort.signal,
+      onProgress: (p) => {
+        if (!f.json) io.err(`${progressLine(p)}\n`);
+      },
+    });
+  } catch (e) {
+    throw flagError(e);
   } finally {
     process.off("SIGINT", stop);
   }
-  if (error !== null) throw new CliError("RUNTIME", null, error, 1);
-  const done = last as { results: ScriptResults; elapsedMs: number; active: number } | null;
-  if (done === null)
-    throw new CliError("RUNTIME", null, "the instance ended the run without results", 1);
   const r = done.results;
   const total = Number(plain["connections"]);
   const rate = done.elapsedMs > 0 ? (r.completed * 1000) / done.elapsedMs : 0;
@@ -176,7 +171,11 @@ async function runClients(f: ClientFlags, io: Io): Promise<number> {
   return ok ? 0 : 1;
 }
 
-function progressLine(p: { results: ScriptResults; elapsedMs: number; active: number }): string {
+function progressLine(p: {
+  readonly results: ScriptResults;
+  readonly elapsedMs: number;
+  readonly active: number;
+}): string {
   const r = p.results;
   const failed = Object.entries(r.failed)
     .filter(([, n]) => n > 0)

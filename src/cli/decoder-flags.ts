@@ -1,10 +1,8 @@
-import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { decoderUnavailable } from "../decoder/decoder.js";
-import { DEFAULT_SETTINGS, type DecoderSettings } from "../decoder/maps.js";
-import { onPath } from "../vm/run-tool.js";
+import { EBPF_UNAVAILABLE } from "../api/decoder-choice.js";
+import { DecoderError } from "../decoder/errors.js";
+import { DEFAULT_SETTINGS } from "../decoder/maps.js";
 import { CliError } from "./errors.js";
-import { choiceFlag, intFlag } from "./parse-flags.js";
 
 /**
  * `--decoder auto|ebpf|none` on the commands that start an instance. auto:
@@ -13,7 +11,7 @@ import { choiceFlag, intFlag } from "./parse-flags.js";
  * the instance runs without, as a real server without a decoder would).
  */
 export interface DecoderFlags {
-  decoder: string;
+  decoder?: string;
   decoderTrusted?: string;
   decoderUoaTimeout?: string;
 }
@@ -22,8 +20,7 @@ export function addDecoderOptions(cmd: Command): Command {
   return cmd
     .option(
       "--decoder <mode>",
-      "server-side decoder: auto (eBPF unless a TOA/UOA module is loaded), ebpf, none",
-      "auto",
+      "server-side decoder: auto (the default: eBPF unless a TOA/UOA module is loaded), ebpf, none",
     )
     .option(
       "--decoder-trusted <list>",
@@ -35,71 +32,23 @@ export function addDecoderOptions(cmd: Command): Command {
     );
 }
 
-/** A kernel module answering the TOA/UOA ABIs, if one is loaded. */
-export function moduleDecoder(): string | null {
-  if (existsSync("/sys/module/toasim")) return "toasim.ko";
-  if (existsSync("/proc/net/toa_stats") || existsSync("/proc/net/uoa_stats"))
-    return "a TOA/UOA module";
-  return null;
+/** The decoder option of the API, as text. */
+export function decoderOf(f: DecoderFlags): Record<string, string> {
+  return {
+    ...(f.decoder !== undefined ? { mode: f.decoder } : {}),
+    ...(f.decoderTrusted !== undefined ? { trusted: f.decoderTrusted } : {}),
+    ...(f.decoderUoaTimeout !== undefined ? { uoaTimeoutSec: f.decoderUoaTimeout } : {}),
+  };
 }
 
-/** Why the eBPF decoder cannot be built and loaded here, or null. */
-export function ebpfUnavailable(): string | null {
-  const why = decoderUnavailable();
-  if (why !== null) return why;
-  for (const [cmd, pkg] of [
-    ["clang", "clang"],
-    ["bpftool", "bpftool"],
-  ] as const) {
-    if (onPath(cmd) === null)
-      return `${cmd} is not installed (npm run setup, as root; Debian package ${pkg})`;
-  }
-  if (
-    ![
-      "/usr/lib/x86_64-linux-gnu/libbpf.so.1",
-      "/usr/lib/aarch64-linux-gnu/libbpf.so.1",
-      "/usr/lib/libbpf.so.1",
-    ].some(existsSync)
-  )
-    return "libbpf is not installed (npm run setup, as root; Debian package libbpf1)";
-  return null;
-}
-
-export function settingsFrom(f: DecoderFlags): DecoderSettings {
-  let trusted: DecoderSettings["trusted"] = DEFAULT_SETTINGS.trusted;
-  if (f.decoderTrusted !== undefined) {
-    const items = f.decoderTrusted
-      .split(",")
-      .map((s) => s.trim())
-      .filter((s) => s !== "");
-    if (items.length === 0) throw new CliError("BAD_FLAG", "--decoder-trusted", "empty list");
-    trusted = items.includes("any") ? "any" : items;
-  }
-  const uoaTimeoutSec =
-    f.decoderUoaTimeout === undefined
-      ? DEFAULT_SETTINGS.uoaTimeoutSec
-      : intFlag("--decoder-uoa-timeout", f.decoderUoaTimeout, 1, 86_400);
-  return { ...DEFAULT_SETTINGS, trusted, uoaTimeoutSec };
-}
-
-/**
- * The decoder to load for an instance (null: none) and a note for the
- * user when auto decided against it.
- */
-export function resolveDecoder(f: DecoderFlags): {
-  settings: DecoderSettings | null;
-  note: string | null;
-} {
-  const mode = choiceFlag("--decoder", f.decoder, ["auto", "ebpf", "none"] as const);
-  const settings = settingsFrom(f);
-  if (mode === "none") return { settings: null, note: null };
-  const mod = moduleDecoder();
-  if (mode === "auto" && mod !== null)
-    return { settings: null, note: `${mod} is loaded and decodes: no eBPF decoder` };
-  const why = ebpfUnavailable();
-  if (why !== null) {
-    if (mode === "ebpf") throw new CliError("RUNTIME", "--decoder", `ebpf: ${why}`, 1);
-    return { settings: null, note: `no eBPF decoder: ${why}` };
-  }
-  return { settings, note: null };
+/** --decoder ebpf on a machine that cannot run it: the flag's error, exit code 1. */
+export function decoderFlagError(e: unknown): unknown {
+  if (e instanceof DecoderError && e.message.startsWith(EBPF_UNAVAILABLE))
+    return new CliError(
+      "RUNTIME",
+      "--decoder",
+      `ebpf: ${e.message.slice(EBPF_UNAVAILABLE.length)}`,
+      1,
+    );
+  return e;
 }

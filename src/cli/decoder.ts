@@ -1,13 +1,13 @@
 import type { Command } from "commander";
+import { decoderOptions } from "../api/options.js";
+import { attach } from "../api/up.js";
+import { ebpfUnavailable } from "../decoder/availability.js";
 import type { DecoderStats } from "../decoder/decoder.js";
 import { DecoderError } from "../decoder/errors.js";
 import { statsRows } from "../decoder/maps.js";
 import { listPinned, loadPinned, pinnedStats, unloadPinned } from "../decoder/pinned.js";
-import { request } from "./control-client.js";
-import { ebpfUnavailable, settingsFrom } from "./decoder-flags.js";
-import { CliError } from "./errors.js";
-import { findInstance } from "./instances.js";
-import type { Io } from "./main.js";
+import { asCliError, CliError } from "./errors.js";
+import type { Io } from "./io.js";
 import { intFlag } from "./parse-flags.js";
 
 /**
@@ -52,11 +52,7 @@ export function registerDecoder(program: Command, io: Io): void {
     .command("decoder")
     .summary("the module-free eBPF decoder: load, unload, stats")
     .description(
-      "The eBPF decoder answers what the kernel module answers (getpeername, getsockopt 2049,\n" +
-        "4096, 1345, 2048) for the servers in one cgroup, and strips UOA opp headers on one\n" +
-        "device. toasim up loads one for its own server namespace (--decoder); these commands\n" +
-        "are for servers run outside toasim. Needs root, a kernel with BTF, cgroup v2, clang,\n" +
-        "bpftool and libbpf (npm run setup).",
+      "The eBPF decoder answers what the kernel module answers (getpeername, getsockopt 2049, 4096, 1345, 2048) for the servers in one cgroup, and strips UOA opp headers on one device. toasim up loads one for its own server namespace (--decoder); these commands are for servers run outside toasim. Needs root, a kernel with BTF, cgroup v2, clang, bpftool and libbpf (toasim doctor says what is missing).",
     );
 
   cmd
@@ -77,18 +73,30 @@ export function registerDecoder(program: Command, io: Io): void {
       "\nExamples:\n" +
         "  mkdir /sys/fs/cgroup/unified/web && echo $PID > /sys/fs/cgroup/unified/web/cgroup.procs\n" +
         "  toasim decoder load --cgroup /sys/fs/cgroup/unified/web --dev eth0 --l3-offset 14 \\\n" +
-        "      --trusted 10.0.0.0/8\n" +
+        "      --trusted 192.0.2.0/24\n" +
         "  toasim decoder stats --name default\n" +
         "  toasim decoder unload",
     )
     .action(async (f: LoadFlags) => {
       const why = ebpfUnavailable();
       if (why !== null) throw new CliError("RUNTIME", null, why, 1);
-      const base = settingsFrom({
-        decoder: "ebpf",
-        ...(f.trusted === undefined ? {} : { decoderTrusted: f.trusted }),
-        ...(f.uoaTimeout === undefined ? {} : { decoderUoaTimeout: f.uoaTimeout }),
-      });
+      let base: ReturnType<typeof decoderOptions>["settings"];
+      try {
+        base = decoderOptions({
+          mode: "ebpf",
+          ...(f.trusted === undefined ? {} : { trusted: f.trusted }),
+          ...(f.uoaTimeout === undefined ? {} : { uoaTimeoutSec: f.uoaTimeout }),
+        }).settings;
+      } catch (e) {
+        const c = asCliError(e);
+        if (c instanceof CliError && c.flag !== null)
+          throw new CliError(
+            "BAD_FLAG",
+            c.flag.replace("--decoder-", "--"),
+            c.message.replace(/^--[\w-]+: /, ""),
+          );
+        throw c;
+      }
       const l3Offset = f.l3Offset === undefined ? 0 : intFlag("--l3-offset", f.l3Offset, 0, 64);
       if (f.netns !== undefined && f.dev === undefined)
         throw new CliError("BAD_COMBINATION", "--netns", "needs --dev");
@@ -144,11 +152,13 @@ export function registerDecoder(program: Command, io: Io): void {
         }
         return;
       }
-      const inst = findInstance(f.id);
-      let stats: DecoderStats | null = null;
-      await request(String(inst.state["socket"]), { cmd: "decoder" }, (m) => {
-        stats = (m["decoder"] as DecoderStats | null) ?? null;
-      }).done;
+      let inst: ReturnType<typeof attach>;
+      try {
+        inst = attach(f.id === undefined ? {} : { id: f.id });
+      } catch (e) {
+        throw asCliError(e);
+      }
+      const stats: DecoderStats | null = await inst.decoderStats();
       if (stats === null)
         throw new CliError("RUNTIME", null, `instance ${inst.id} runs without the eBPF decoder`, 1);
       printStats(io, `instance ${inst.id}`, stats, f.json === true);

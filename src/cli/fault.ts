@@ -1,17 +1,19 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { request } from "./control-client.js";
+import type { FaultsSpec } from "../api/options.js";
+import { faultConfig } from "../api/options.js";
 import { CliError } from "./errors.js";
 import {
   addFaultOptions,
-  FAULT_SPEC_HELP,
   type FaultFlags,
-  faultsFrom,
-  faultsPlain,
+  faultSpecHelp,
+  faultsOf,
+  fileRuleCount,
 } from "./fault-flags.js";
-import { findInstance } from "./instances.js";
-import type { Io } from "./main.js";
-
+import { helpWidth } from "./help-text.js";
+import { attached } from "./instance-commands.js";
+import type { Io } from "./io.js";
+import { upError } from "./up.js";
 // Faults and restarts of a running instance, for scripts that switch a
 // gateway's misbehaviour on and off in the middle of a test.
 
@@ -27,19 +29,26 @@ export function registerFault(program: Command, io: Io): void {
   addFaultOptions(set)
     .addHelpText(
       "after",
-      `\n${FAULT_SPEC_HELP}\n\nExamples:\n` +
+      `\n${faultSpecHelp(helpWidth(io))}\n\nExamples:\n` +
         "  toasim fault set --fault to-server:handshake-ack:drop,count=1\n" +
         "  toasim fault set --fault to-client:syn-ack:delay=300 --fault both:data:duplicate,probability=0.1\n" +
         "  toasim fault set --file faults.json",
     )
     .action(async (f: FaultFlags & { file?: string; id?: string }) => {
       const file = f.file === undefined ? undefined : readJson(f.file);
-      // Checked here too, so a bad rule gets the flag's name and exit code 2.
-      faultsFrom(f, file, "--file");
-      const { plain } = faultsPlain(f, file, "--file");
-      const inst = findInstance(f.id);
-      const answer = await send(String(inst.state["socket"]), { cmd: "faults", faults: plain });
-      io.out(`instance ${inst.id}: ${String(answer["rules"])} fault rule(s) on\n`);
+      const plain = faultsOf(f, file) ?? file ?? {};
+      // Checked before looking for an instance: a bad rule names its flag, exit code 2.
+      try {
+        faultConfig(plain);
+      } catch (e) {
+        const blamed = upError(e, new Set(), fileRuleCount(file));
+        throw blamed instanceof CliError && blamed.flag === "--config"
+          ? new CliError("BAD_FLAG", "--file", blamed.message.replace(/^--config: /, ""))
+          : blamed;
+      }
+      const inst = attached(f.id);
+      const { rules } = await inst.setFaults(plain as FaultsSpec);
+      io.out(`instance ${inst.id}: ${rules} fault rule(s) on\n`);
     });
   fault
     .command("clear")
@@ -47,8 +56,8 @@ export function registerFault(program: Command, io: Io): void {
     .option("--id <id>", "instance id (when several are running)")
     .addHelpText("after", "\nExample:\n  toasim fault clear")
     .action(async (f: { id?: string }) => {
-      const inst = findInstance(f.id);
-      await send(String(inst.state["socket"]), { cmd: "faults", faults: null });
+      const inst = attached(f.id);
+      await inst.clearFaults();
       io.out(`instance ${inst.id}: faults off\n`);
     });
 
@@ -56,33 +65,15 @@ export function registerFault(program: Command, io: Io): void {
     .command("restart")
     .summary("restart the gateway of a running instance: its connection table starts empty")
     .description(
-      "What a gateway restart does to open connections: the namespaces, servers and\n" +
-        "clients stay, the gateway forgets every connection (their next packets are\n" +
-        "dropped as belonging to none) and new connections work at once.",
+      "What a gateway restart does to open connections: the namespaces, servers and clients stay, the gateway forgets every connection (their next packets are dropped as belonging to none) and new connections work at once.",
     )
     .option("--id <id>", "instance id (when several are running)")
     .addHelpText("after", "\nExample:\n  toasim restart")
     .action(async (f: { id?: string }) => {
-      const inst = findInstance(f.id);
-      await send(String(inst.state["socket"]), { cmd: "restart" });
+      const inst = attached(f.id);
+      await inst.restart();
       io.out(`instance ${inst.id}: gateway restarted, connection table empty\n`);
     });
-}
-
-async function send(socket: string, req: object): Promise<Record<string, unknown>> {
-  let answer: Record<string, unknown> = {};
-  await request(socket, req, (m) => {
-    answer = m;
-  }).done;
-  if (answer["ok"] !== true) {
-    throw new CliError(
-      "RUNTIME",
-      null,
-      String(answer["error"] ?? "no answer from the instance"),
-      1,
-    );
-  }
-  return answer;
 }
 
 function readJson(path: string): unknown {

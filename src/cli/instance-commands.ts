@@ -1,31 +1,29 @@
-import { spawnSync } from "node:child_process";
-import { readdirSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { constants } from "node:os";
 import type { Command } from "commander";
-import { DROP_REASONS } from "../fullnat-sim/stats.js";
-import { cleanupRsCgroups } from "../runtime/rs-decoder.js";
-import { type ClientSource, cleanupClientSources, clientSource } from "../tun/client-source.js";
-import { TunError } from "../tun/errors.js";
-import {
-  cleanupStale,
-  listStates,
-  nsExecArgs,
-  ownerAlive,
-  removeState,
-  STATE_DIR,
-} from "../tun/topology.js";
-import { request } from "./control-client.js";
-import { CliError } from "./errors.js";
-import { findInstance } from "./instances.js";
-import type { Io } from "./main.js";
-import { choiceFlag, clientAddressFlag, intFlag } from "./parse-flags.js";
+import type { Instance } from "../api/instance.js";
+import { attach, down } from "../api/up.js";
+import { DROP_REASONS, STAT_NAMES } from "../fullnat-sim/stats.js";
+import { asCliError, CliError } from "./errors.js";
+import type { Io } from "./io.js";
 
 // Commands that act on a running instance (or on what a dead one left).
+
+/** The running instance a command talks to: --id, or the only one. */
+export function attached(id: string | undefined): Instance {
+  try {
+    return attach(id === undefined ? {} : { id });
+  } catch (e) {
+    throw asCliError(e);
+  }
+}
 
 export function registerInstanceCommands(program: Command, io: Io): void {
   program
     .command("exec")
     .summary("run a command in the client or server namespace of a running instance")
+    .description(
+      "Runs CMD in the client or the server namespace of the running instance and exits with its exit code (128 + the signal's number when a signal ended it). Servers run on the rs side join the cgroup the instance's eBPF decoder serves. Signals toasim gets are passed on to CMD.",
+    )
     .argument("<side>", "client or rs")
     .argument("<cmd...>", "the command and its arguments (put -- before them)")
     .option("--id <id>", "instance id (when several are running)")
@@ -42,37 +40,34 @@ export function registerInstanceCommands(program: Command, io: Io): void {
         "  toasim exec client -- curl -s --interface 198.51.100.42 http://203.0.113.10/   (any 198.51.100.0/24 source)\n" +
         "  toasim exec client -- curl -s 'http://[2001:db8:f::64]/'                       (NAT64)",
     )
-    .action((side: string, cmd: string[], f: { id?: string; as?: string }) => {
-      const s = choiceFlag("<side>", side, ["client", "rs"] as const);
-      if (f.as !== undefined && s !== "client") {
+    .action(async (side: string, cmd: string[], f: { id?: string; as?: string }) => {
+      if (side !== "client" && side !== "rs")
+        throw new CliError("BAD_FLAG", "<side>", `"${side}" is not one of client, rs`);
+      if (f.as !== undefined && side !== "client")
         throw new CliError("BAD_COMBINATION", "--as", "applies to the client side only");
-      }
-      const as = f.as === undefined ? null : clientAddressFlag(f.as);
-      const inst = findInstance(f.id);
-      const ns = s === "client" ? inst.state.clientNs : inst.state.serverNs;
-      let argv = nsExecArgs(ns, cmd);
-      // Servers join the instance's decoder cgroup (before `ip netns exec`,
-      // which remounts /sys): the eBPF decoder answers their sockets.
-      const rsCgroup = inst.state["rsCgroup"];
-      if (s === "rs" && typeof rsCgroup === "string")
-        argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', rsCgroup, ...argv];
-      let source: ClientSource | null = null;
-      if (as !== null) {
-        try {
-          source = clientSource(inst.id, ns, as, argv);
-        } catch (e) {
-          if (e instanceof TunError) throw new CliError("RUNTIME", "--as", e.message, 1);
-          throw e;
-        }
-        argv = source.argv;
-      }
+      const inst = attached(f.id);
+      let p: ReturnType<Instance["spawn"]>;
       try {
-        const r = spawnSync(argv[0]!, argv.slice(1), { stdio: "inherit" });
-        if (r.error)
-          throw new CliError("RUNTIME", null, `cannot run ${cmd[0]}: ${r.error.message}`, 1);
-        process.exitCode = r.status ?? 128 + 9;
+        p = inst.spawn(side, cmd, {
+          stdio: "inherit",
+          ...(f.as !== undefined ? { as: f.as } : {}),
+        });
+      } catch (e) {
+        throw asCliError(e);
+      }
+      // Ctrl-C reaches CMD from the terminal; toasim waits for it to end and cleans up.
+      const pass = (sig: NodeJS.Signals) => () => p.kill(sig);
+      const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, pass(s)] as const);
+      for (const [s, h] of handlers) process.on(s, h);
+      try {
+        const status = await p.exited;
+        const failed = p.startFailure();
+        if (failed !== null && status.code === null)
+          throw new CliError("RUNTIME", null, `cannot run ${cmd[0]}: ${failed}`, 1);
+        process.exitCode =
+          status.code ?? 128 + (status.signal === null ? 9 : signalNumber(status.signal));
       } finally {
-        source?.cleanup();
+        for (const [s, h] of handlers) process.off(s, h);
       }
     });
 
@@ -81,18 +76,15 @@ export function registerInstanceCommands(program: Command, io: Io): void {
     .summary("print the live counters of a running instance")
     .option("--id <id>", "instance id (when several are running)")
     .option("--json", "one JSON object")
-    .addHelpText("after", "\nExample:\n  toasim stats --json")
+    .addHelpText("after", "\nExamples:\n  toasim stats\n  toasim stats --json")
     .action(async (f: { id?: string; json?: boolean }) => {
-      const inst = findInstance(f.id);
-      let stats: Record<string, number> = {};
-      await request(String(inst.state["socket"]), { cmd: "stats" }, (m) => {
-        stats = (m["stats"] as Record<string, number>) ?? {};
-      }).done;
+      const inst = attached(f.id);
+      const stats = await inst.stats();
       if (f.json) {
         io.out(`${JSON.stringify({ id: inst.id, ...stats })}\n`);
         return;
       }
-      const v = (k: string) => String(stats[k] ?? 0);
+      const v = (k: keyof typeof stats) => String(stats[k] ?? 0);
       io.out(`instance ${inst.id}\n`);
       io.out(
         `  connections   active ${v("connectionsActive")}, created ${v("connectionsCreated")}, expired ${v("connectionsExpired")}\n`,
@@ -111,8 +103,8 @@ export function registerInstanceCommands(program: Command, io: Io): void {
       );
       io.out("  drops\n");
       for (const [reason, i] of Object.entries(DROP_REASONS)) {
-        const name = Object.keys(stats)[i] ?? "";
-        io.out(`    ${reason.padEnd(22)} ${stats[name] ?? 0}\n`);
+        const name = STAT_NAMES[i];
+        io.out(`    ${reason.padEnd(22)} ${name === undefined ? 0 : stats[name]}\n`);
       }
     });
 
@@ -124,36 +116,33 @@ export function registerInstanceCommands(program: Command, io: Io): void {
     .option("--count <n>", "stop after this many packets (0: until Ctrl-C or --seconds)", "0")
     .option("--seconds <n>", "stop after this many seconds (0: no limit)", "0")
     .option("--id <id>", "instance id (when several are running)")
-    .addHelpText("after", "\nExample:\n  toasim capture --side server --count 20 --out server.pcap")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  toasim capture --side server --count 20 --out server.pcap\n  toasim capture --side client --seconds 10 --out client.pcap",
+    )
     .action(
       async (f: { out: string; side: string; count: string; seconds: string; id?: string }) => {
-        const side = choiceFlag("--side", f.side, ["client", "server"] as const);
-        const count = intFlag("--count", f.count, 0, 100_000_000);
-        const seconds = intFlag("--seconds", f.seconds, 0, 86_400);
-        const inst = findInstance(f.id);
-        const path = resolve(f.out);
-        let packets = 0;
-        const session = request(
-          String(inst.state["socket"]),
-          { cmd: "capture", side, path, count },
-          (m) => {
-            if (m["type"] === "capture-started")
-              io.err(`capturing the ${side} side into ${path}\n`);
-            if (m["type"] === "capture-done") packets = Number(m["packets"]);
-          },
-        );
-        // Ctrl-C or the time limit ask the instance to close the file; it then
-        // reports the count and closes the connection.
-        const stop = () => session.send({ cmd: "capture-stop" });
-        process.once("SIGINT", stop);
+        if (f.side !== "client" && f.side !== "server")
+          throw new CliError("BAD_FLAG", "--side", `"${f.side}" is not one of client, server`);
+        const count = whole("--count", f.count, 100_000_000);
+        const seconds = whole("--seconds", f.seconds, 86_400);
+        const inst = attached(f.id);
+        const cap = await inst.capture({ side: f.side, path: f.out, count });
+        io.err(`capturing the ${f.side} side into ${cap.path}\n`);
+        // Ctrl-C, SIGTERM or the time limit close the file; the instance says how many packets.
+        const stop = () => {
+          void cap.stop();
+        };
+        const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+        for (const s of signals) process.on(s, stop);
         const timer = seconds > 0 ? setTimeout(stop, seconds * 1000) : undefined;
         try {
-          await session.done;
+          const packets = await cap.done;
+          io.out(`${cap.path}: ${packets} packets\n`);
         } finally {
           clearTimeout(timer);
-          process.off("SIGINT", stop);
+          for (const s of signals) process.off(s, stop);
         }
-        io.out(`${path}: ${packets} packets\n`);
       },
     );
 
@@ -161,49 +150,24 @@ export function registerInstanceCommands(program: Command, io: Io): void {
     .command("down")
     .summary("stop running instances and remove what killed ones left behind")
     .option("--id <id>", "only this instance")
-    .addHelpText("after", "\nExample:\n  toasim down")
+    .addHelpText("after", "\nExamples:\n  toasim down\n  toasim down --id 3f2a1c")
     .action(async (f: { id?: string }) => {
-      const targets = listStates().filter((e) => f.id === undefined || e.id === f.id);
-      let stopped = 0;
-      for (const e of targets) {
-        if (!ownerAlive(e.state)) continue;
-        try {
-          process.kill(e.state.pid, "SIGTERM");
-        } catch {
-          // Gone meanwhile.
-        }
-        const deadline = Date.now() + 5000;
-        while (ownerAlive(e.state) && Date.now() < deadline)
-          await new Promise((r) => setTimeout(r, 50));
-        if (ownerAlive(e.state)) {
-          process.kill(e.state.pid, "SIGKILL");
-          removeState(e.id);
-        }
-        stopped++;
-      }
-      const { removed, removedStates } = cleanupStale();
-      const live = listStates()
-        .filter((e) => ownerAlive(e.state))
-        .map((e) => e.id);
-      cleanupClientSources(live);
-      cleanupRsCgroups(live);
-      removeStaleSockets(live);
+      const r = await down(f.id === undefined ? {} : { id: f.id });
+      // Idempotent, as rm -f: asked to stop what is already gone is no failure, but it is said.
+      if (f.id !== undefined && r.stopped.length === 0 && !r.removedStates.includes(f.id))
+        io.err(`toasim down: no instance ${f.id} is running or left behind\n`);
       io.out(
-        `toasim down: ${stopped} instance(s) stopped, ${removed.length} namespace(s) and ${removedStates.length} state file(s) removed\n`,
+        `toasim down: ${r.stopped.length} instance(s) stopped, ${r.removedNamespaces.length} namespace(s) and ${r.removedStates.length} state file(s) removed\n`,
       );
     });
 }
 
-/** Control sockets of instances that are gone (a SIGKILL leaves them). */
-function removeStaleSockets(live: readonly string[]): void {
-  let names: string[] = [];
-  try {
-    names = readdirSync(STATE_DIR);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const m = /^(.+)\.sock$/.exec(n);
-    if (m && !live.includes(m[1]!)) rmSync(join(STATE_DIR, n), { force: true });
-  }
+function whole(flag: string, text: string, max: number): number {
+  if (!/^\d+$/.test(text) || Number(text) > max)
+    throw new CliError("BAD_FLAG", flag, `"${text}" is not a number from 0 to ${max}`);
+  return Number(text);
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return constants.signals[sig] ?? 9;
 }

@@ -1,38 +1,43 @@
 import type { Command } from "commander";
-import { DecoderError } from "../decoder/errors.js";
+import { ToasimError } from "../api/errors.js";
+import type { UpOptions } from "../api/options.js";
+import { up } from "../api/up.js";
+import { readConfigFile } from "./config-file.js";
 import {
-  DEFAULT_PORTS,
-  DEFAULT_TIMEOUTS,
-  type GatewayConfig,
-  type ServiceConfig,
-} from "../fullnat-sim/config.js";
-import type { FaultConfig } from "../fullnat-sim/faults.js";
-import { formatEndpoint } from "../option-codec/address.js";
-import { defaultLips4, defaultLips6 } from "../runtime/defaults.js";
-import { type RunningInstance, startInstance } from "../runtime/instance.js";
-import { TunError } from "../tun/errors.js";
-import { addDecoderOptions, type DecoderFlags, resolveDecoder } from "./decoder-flags.js";
-import { CliError } from "./errors.js";
-import { addFaultOptions, FAULT_SPEC_HELP, type FaultFlags, faultsFrom } from "./fault-flags.js";
-import type { Io } from "./main.js";
-import { choiceFlag, intFlag } from "./parse-flags.js";
-import { addProfileOptions, type ProfileFlags, profileFrom, profileList } from "./profile-flags.js";
+  addDecoderOptions,
+  type DecoderFlags,
+  decoderFlagError,
+  decoderOf,
+} from "./decoder-flags.js";
+import { asCliError, CliError } from "./errors.js";
 import {
-  checkService,
-  defaultServicesFor,
-  extraRsAddresses,
-  parseService,
-  readConfigFile,
-} from "./services.js";
+  addFaultOptions,
+  type FaultFlags,
+  faultSpecHelp,
+  faultsOf,
+  fileRuleCount,
+} from "./fault-flags.js";
+import { helpWidth } from "./help-text.js";
+import type { Io } from "./io.js";
+import { addProfileOptions, type ProfileFlags, profileList, settingsOf } from "./profile-flags.js";
 
 interface UpFlags extends ProfileFlags, DecoderFlags, FaultFlags {
   service?: string[];
-  scheduler: string;
+  scheduler?: string;
   config?: string;
-  mtu: string;
-  maxConnections: string;
+  mtu?: string;
+  maxConnections?: string;
   json?: boolean;
 }
+
+export const DEFAULT_SERVICES_HELP =
+  "Default services (without --service or a config file):\n" +
+  "  tcp 203.0.113.10:80        -> 192.0.2.10:8080\n" +
+  "  tcp [2001:db8:f::10]:80    -> [2001:db8:5::10]:8080\n" +
+  "  tcp [2001:db8:f::64]:80    -> 192.0.2.10:8080        (NAT64)\n" +
+  "  udp 203.0.113.10:53        -> 192.0.2.10:5353\n" +
+  "  udp [2001:db8:f::10]:53    -> [2001:db8:5::10]:5353\n" +
+  "  udp [2001:db8:f::64]:53    -> 192.0.2.10:5353        (NAT64)";
 
 export function registerUp(program: Command, io: Io): void {
   const cmd = program.command("up");
@@ -42,106 +47,94 @@ export function registerUp(program: Command, io: Io): void {
   cmd
     .summary("start the gateway between a client and a server namespace, until Ctrl-C")
     .description(
-      "Creates a client and a server network namespace joined by two TUN devices and runs\n" +
-        "the FULLNAT gateway between them in the foreground. Clients reach the VIPs from the\n" +
-        "client namespace (toasim exec client -- CMD); servers listen in the server namespace\n" +
-        "(toasim exec rs -- CMD). Ctrl-C or SIGTERM stops it and removes everything.\n\n" +
-        "Servers started with toasim exec rs run in a cgroup where the eBPF decoder (the\n" +
-        "module-free server side: --decoder) gives them the real client through getpeername\n" +
-        "and the getsockopt ABIs; its UOA part sits on the server namespace's TUN.\n\n" +
-        "Default services (without --service or a config file):\n" +
-        "  tcp 203.0.113.10:80        -> 192.0.2.10:8080\n" +
-        "  tcp [2001:db8:f::10]:80    -> [2001:db8:5::10]:8080\n" +
-        "  tcp [2001:db8:f::64]:80    -> 192.0.2.10:8080        (NAT64)\n" +
-        "  udp 203.0.113.10:53        -> 192.0.2.10:5353\n" +
-        "  udp [2001:db8:f::10]:53    -> [2001:db8:5::10]:5353\n" +
-        "  udp [2001:db8:f::64]:53    -> 192.0.2.10:5353        (NAT64)\n\n" +
-        `Profiles:\n${profileList()}\n\n${FAULT_SPEC_HELP}`,
+      "Creates a client and a server network namespace joined by two TUN devices and runs the FULLNAT gateway between them in the foreground. Clients reach the VIPs from the client namespace (toasim exec client -- CMD); servers listen in the server namespace (toasim exec rs -- CMD). Ctrl-C or SIGTERM stops it and removes everything.\n\n" +
+        "Servers started with toasim exec rs run in a cgroup where the eBPF decoder (the module-free server side: --decoder) gives them the real client through getpeername and the getsockopt ABIs; its UOA part sits on the server namespace's TUN.\n\n" +
+        "Clients have 198.51.100.7 and 2001:db8:c::7, and can bind any address of 198.51.100.0/24 and 2001:db8:c::/64; servers have 192.0.2.10 and 2001:db8:5::10; the gateway's local addresses are 192.0.2.100-131 and 2001:db8:5::100-131.",
     )
     .option(
       "--service <spec...>",
-      "PROTO:VIP=RS[*WEIGHT][,RS...], repeatable, e.g. tcp:203.0.113.10:80=192.0.2.10:8080,192.0.2.11:8080",
+      "PROTO:VIP=RS[*WEIGHT][,RS...], repeatable, e.g. tcp:203.0.113.10:80=192.0.2.10:8080",
     )
-    .option("--scheduler <s>", "rr or wrr", "rr")
+    .option("--scheduler <s>", "rr (the default) or wrr")
     .option(
       "--config <file>",
-      'JSON: {"profile": "...", "services": ["SPEC", ...], "settings": {"uoa": "ipo"}, "mtu": 1500, "faults": {"rules": [...]}}',
+      'JSON options: {"profile": "...", "services": ["SPEC", ...], "settings": {"uoa": "ipo"}, "mtu": 1500, "faults": {"rules": [...]}}; flags win',
     )
-    .option("--mtu <bytes>", "path MTU toward the server", "1500")
-    .option("--max-connections <n>", "connection table limit", "1000000")
-    .option("--json", "print the ready line as JSON")
+    .option("--mtu <bytes>", "path MTU toward the server (default 1500)")
+    .option("--max-connections <n>", "connection table limit (default 1000000)")
+    .option(
+      "--json",
+      "print the ready line as JSON: {ready, id, clientNs, serverNs, profile, decoder, rsCgroup, decoderNote, services}",
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n" +
+      `\n${DEFAULT_SERVICES_HELP}\n\n${profileList(helpWidth(io))}\n\n${faultSpecHelp(helpWidth(io))}\n\n` +
+        "Examples:\n" +
         "  toasim up --profile dpvs\n" +
         "  toasim up --profile lvs --service tcp:203.0.113.10:443=192.0.2.10:8443,192.0.2.11:8443\n" +
         "  toasim up --profile dpvs --uoa ipo --max-trail 5\n" +
+        "  toasim up --config gateway.json\n" +
         "  toasim up --profile tencent --fault to-server:handshake-ack:drop,count=1\n" +
         "  toasim up --profile dpvs --fault to-server:toa:corrupt=tcp-option:254:1,set=6 --link-mtu server=1400",
     )
     .action(async (flags: UpFlags) => {
-      await up(flags, io);
+      await runUp(flags, io);
     });
 }
 
-export function buildConfig(f: UpFlags): {
-  config: GatewayConfig;
-  extraRs: string[];
-  faults: FaultConfig | null;
+/**
+ * The API's options from the flags, on top of a --config file's; the
+ * keys the file gave (and no flag replaced), for errors that blame it.
+ */
+export function upOptionsOf(f: UpFlags): {
+  options: UpOptions;
+  fromFile: Set<string>;
+  fileRules: number;
 } {
-  let flags: UpFlags = f;
-  let specs = f.service ?? [];
-  let fileFaults: unknown;
-  if (f.config !== undefined) {
-    const file = readConfigFile(f.config);
-    fileFaults = file.faults;
-    flags = { ...(file.settings ?? {}), ...f, profile: file.profile ?? f.profile };
-    if (file.scheduler) flags.scheduler = file.scheduler;
-    if (file.mtu !== undefined) flags.mtu = String(file.mtu);
-    if (specs.length === 0) specs = file.services ?? [];
-  }
-  const profile = profileFrom(flags);
-  const scheduler = choiceFlag("--scheduler", flags.scheduler, ["rr", "wrr"] as const);
-  const services: ServiceConfig[] =
-    specs.length > 0
-      ? specs.map((s) => parseService("--service", s, scheduler))
-      : defaultServicesFor(profile);
-  if (services.length === 0) {
-    throw new CliError(
-      "BAD_COMBINATION",
-      "--profile",
-      `profile ${profile.name} can carry none of the default services`,
-    );
-  }
-  for (const s of services) checkService("--service", s, profile);
-  const config: GatewayConfig = {
-    profile,
-    services,
-    lips4: defaultLips4(),
-    lips6: defaultLips6(),
-    portMin: DEFAULT_PORTS.min,
-    portMax: DEFAULT_PORTS.max,
-    mtu: intFlag("--mtu", flags.mtu, 576, 65535),
-    maxConnections: intFlag("--max-connections", flags.maxConnections, 1, 10_000_000),
-    timeouts: DEFAULT_TIMEOUTS,
+  const file = f.config === undefined ? {} : readConfigFile(f.config);
+  const flags: Record<string, unknown> = {};
+  if (f.profile !== undefined) flags["profile"] = f.profile;
+  const settings = settingsOf(f);
+  if (Object.keys(settings).length > 0)
+    flags["settings"] = { ...(file["settings"] as object | undefined), ...settings };
+  if (f.service !== undefined && f.service.length > 0) flags["services"] = f.service;
+  if (f.scheduler !== undefined) flags["scheduler"] = f.scheduler;
+  if (f.mtu !== undefined) flags["mtu"] = f.mtu;
+  if (f.maxConnections !== undefined) flags["maxConnections"] = f.maxConnections;
+  const decoder = decoderOf(f);
+  if (Object.keys(decoder).length > 0) flags["decoder"] = decoder;
+  const faults = faultsOf(f, file["faults"]);
+  if (faults !== undefined) flags["faults"] = faults;
+  const fromFile = new Set(Object.keys(file).filter((k) => !(k in flags)));
+  // Values are still text here: the API reads flags' words as a config file's.
+  return {
+    options: { ...file, ...flags } as UpOptions,
+    fromFile,
+    fileRules: fileRuleCount(file["faults"]),
   };
-  return { config, extraRs: extraRsAddresses(services), faults: faultsFrom(f, fileFaults) };
 }
 
-async function up(f: UpFlags, io: Io): Promise<void> {
-  const { config, extraRs, faults } = buildConfig(f);
-  const decoder = resolveDecoder(f);
-  if (decoder.note !== null) io.err(`toasim up: ${decoder.note}\n`);
-  let inst: RunningInstance;
+/** An option error as the flag (or the --config file) it came from. */
+export function upError(e: unknown, fromFile: ReadonlySet<string>, fileRules: number): unknown {
+  const rule = e instanceof ToasimError ? /^faults\.rules\[(\d+)\]/.exec(e.option ?? "") : null;
+  if (e instanceof ToasimError && rule && Number(rule[1]) < fileRules)
+    return new CliError("BAD_FLAG", "--config", e.message);
+  return asCliError(decoderFlagError(e), fromFile);
+}
+
+async function runUp(f: UpFlags, io: Io): Promise<void> {
+  const { options, fromFile, fileRules } = upOptionsOf(f);
+  let inst: Awaited<ReturnType<typeof up>>;
+  let note: string | null = null;
   try {
-    inst = await startInstance(config, extraRs, {
-      decoder: decoder.settings,
-      ...(faults ? { faults } : {}),
+    inst = await up(options, {
+      onNote: (n) => {
+        note = n;
+        io.err(`toasim up: ${n}\n`);
+      },
     });
   } catch (e) {
-    if (e instanceof TunError || e instanceof DecoderError)
-      throw new CliError("RUNTIME", null, e.message, 1);
-    throw e;
+    throw upError(e, fromFile, fileRules);
   }
   const stop = () => {
     void inst.stop();
@@ -150,25 +143,18 @@ async function up(f: UpFlags, io: Io): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   process.on("SIGHUP", stop);
-  const { id, clientNs, serverNs, rsCgroup } = inst.info;
-  const decoderName = rsCgroup === null ? "none" : "ebpf";
-  const services = config.services.map((s) => ({
-    proto: s.proto,
-    vip: formatEndpoint(s.vip),
-    servers: s.servers.map((r) => formatEndpoint(r.endpoint)),
-  }));
   if (f.json) {
     io.out(
-      `${JSON.stringify({ ready: true, id, clientNs, serverNs, profile: config.profile.name, decoder: decoderName, rsCgroup, services })}\n`,
+      `${JSON.stringify({ ready: true, id: inst.id, clientNs: inst.clientNamespace, serverNs: inst.serverNamespace, profile: inst.profile, decoder: inst.decoder, rsCgroup: inst.rsCgroup, decoderNote: note, services: inst.services })}\n`,
     );
   } else {
-    io.out(`toasim: instance ${id} up, profile ${config.profile.name}\n`);
-    io.out(`  client namespace ${clientNs}   (toasim exec client -- CMD)\n`);
-    io.out(`  server namespace ${serverNs}   (toasim exec rs -- CMD)\n`);
+    io.out(`toasim: instance ${inst.id} up, profile ${inst.profile}\n`);
+    io.out(`  client namespace ${inst.clientNamespace}   (toasim exec client -- CMD)\n`);
+    io.out(`  server namespace ${inst.serverNamespace}   (toasim exec rs -- CMD)\n`);
     io.out(
-      `  decoder          ${rsCgroup === null ? "none" : `ebpf, for servers in cgroup ${rsCgroup}`}\n`,
+      `  decoder          ${inst.rsCgroup === null ? inst.decoder : `ebpf, for servers in cgroup ${inst.rsCgroup}`}\n`,
     );
-    for (const s of services)
+    for (const s of inst.services)
       io.out(`  ${s.proto} ${s.vip.padEnd(22)} -> ${s.servers.join(", ")}\n`);
     io.out("Ctrl-C stops and removes everything.\n");
   }
@@ -181,8 +167,8 @@ async function up(f: UpFlags, io: Io): Promise<void> {
     throw new CliError(
       "RUNTIME",
       null,
-      `instance ${id} stopped: the packet worker failed: ${failure}`,
+      `instance ${inst.id} stopped: the packet worker failed: ${failure}`,
       1,
     );
-  if (!f.json) io.out(`toasim: instance ${id} stopped\n`);
+  if (!f.json) io.out(`toasim: instance ${inst.id} stopped\n`);
 }

@@ -1,12 +1,13 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { shippedPath } from "../package-files.js";
 import { VmError, VmErrorCode } from "../vm/errors.js";
 import { cachedKernel, ensureKernel, type KernelFiles } from "../vm/kernel-fetch.js";
 import { KERNEL_SERIES, kernelSeries, SERIES_NAMES } from "../vm/kernels.js";
 import { buildModule, type ModuleBuild } from "../vm/module-build.js";
 import { runVm, type UserModule } from "../vm/qemu-run.js";
 import { CliError } from "./errors.js";
-import type { Io } from "./main.js";
+import type { Io } from "./io.js";
 import { intFlag } from "./parse-flags.js";
 
 interface VmFlags {
@@ -29,6 +30,9 @@ interface VmFlags {
   json?: boolean;
   quiet?: boolean;
 }
+
+/** The --build word for the module shipped with toasim. */
+const SHIPPED_MODULE = "toasim";
 
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
@@ -63,11 +67,9 @@ export function registerVm(program: Command, io: Io): void {
     .command("vm")
     .summary("run a command on a Debian kernel under QEMU, with kernel modules loaded")
     .description(
-      "Boots a Debian kernel package (downloaded with apt-get and unpacked into a cache folder, never installed) " +
-        "under QEMU with software emulation, with this machine's root shared read-only over virtio-9p and a " +
-        "throw-away overlay on top; loads the given modules, runs CMD as root in the guest with the same working " +
-        "folder, and exits with CMD's exit code. CMD's stdout and stderr are this command's. Exit codes of its own: " +
-        "124 the time limit passed, 125 the VM could not run CMD, 2 bad flags.",
+      "Boots a Debian kernel package (downloaded with apt-get and unpacked into a cache folder, never installed) under QEMU with software emulation, with this machine's root shared read-only over virtio-9p and a throw-away overlay on top; loads the given modules, runs CMD as root in the guest with the same working folder, and exits with CMD's exit code. CMD's stdout and stderr are this command's. Exit codes of its own: 124 the time limit passed, 125 the VM could not run CMD, 2 bad flags.\n\n" +
+        `Kernels: ${SERIES_NAMES.map((s) => `${s} (${KERNEL_SERIES[s].note})`).join(", ")}.\n\n` +
+        "The cache is TOASIM_CACHE, else /var/cache/toasim (root) or ~/.cache/toasim; the Debian mirror is the one this machine's apt sources name, or TOASIM_DEBIAN_MIRROR.",
     )
     .argument("[cmd...]", "the command and its arguments (put -- before them)")
     .option("--kernel <series>", `kernel to boot: ${SERIES_NAMES.join(", ")}`)
@@ -79,7 +81,7 @@ export function registerVm(program: Command, io: Io): void {
     )
     .option(
       "--build <spec>",
-      "build the out-of-tree module in DIR against the kernel's headers and load it: 'DIR [NAME=VALUE ...]' (repeatable)",
+      "build the out-of-tree module in DIR (toasim: the module shipped with toasim) against the kernel's headers and load it: 'DIR [NAME=VALUE ...]' (repeatable)",
       collect,
       [],
     )
@@ -115,16 +117,12 @@ export function registerVm(program: Command, io: Io): void {
       "after",
       "\nExamples:\n" +
         "  toasim vm --kernel 6.1 -- uname -r\n" +
-        "  toasim vm --kernel 6.12 --build kmod -- cat /proc/net/toa_stats\n" +
+        "  toasim vm --kernel 6.12 --build toasim -- cat /proc/net/toa_stats\n" +
         "  toasim vm --kernel 5.10 --module 'vendor/toa.ko' -- dmesg\n" +
-        "  toasim vm --kernel 6.1 --build 'kmod trusted=any v6_on_v4=inet6' --share out -- \\\n" +
-        "      sh -c 'node bin/toasim.js demo --json > out/demo.json'\n" +
-        "  toasim vm --kernel sid --build kmod --build-only --json\n" +
-        "  toasim vm --list\n" +
-        "\nKernels: " +
-        SERIES_NAMES.map((s) => `${s} (${KERNEL_SERIES[s].note})`).join(", ") +
-        ".\nThe cache is TOASIM_CACHE, else /var/cache/toasim (root) or ~/.cache/toasim; the Debian mirror is the one " +
-        "this machine's apt sources name, or TOASIM_DEBIAN_MIRROR.",
+        "  toasim vm --kernel 6.1 --build 'toasim trusted=any v6_on_v4=inet6' --share out -- \\\n" +
+        "      sh -c 'npx toasim demo --json > out/demo.json'\n" +
+        "  toasim vm --kernel 5.10 --build ./vendor/toa --build-only --json\n" +
+        "  toasim vm --list",
     )
     .action(async (cmd: string[], f: VmFlags) => {
       const say = (s: string): void => {
@@ -143,7 +141,11 @@ export function registerVm(program: Command, io: Io): void {
         throw new CliError("BAD_FLAG", "--kernel", e instanceof Error ? e.message : String(e));
       }
       const modules = f.module.map((m) => moduleSpec("--module", m));
-      const builds = f.build.map((b) => moduleSpec("--build", b));
+      const builds = f.build.map((b) => {
+        const spec = moduleSpec("--build", b);
+        // `toasim`: the module shipped with toasim (a folder of that name: ./toasim).
+        return spec.path === SHIPPED_MODULE ? { ...spec, path: shippedPath("kmod") } : spec;
+      });
       const env = Object.fromEntries(f.env.map(envFlag));
       const cpus = intFlag("--cpus", f.cpus, 1, 16);
       const memoryMb = intFlag("--memory", f.memory, 256, 65_536);

@@ -2,8 +2,8 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { cacheDir } from "../cache-dir.js";
+import { shippedPath } from "../package-files.js";
 import { DecoderError, DecoderErrorCode } from "./errors.js";
 
 /**
@@ -16,14 +16,6 @@ import { DecoderError, DecoderErrorCode } from "./errors.js";
 const SOURCES = ["toasim.bpf.c", "decoder.h"] as const;
 export const KERNEL_BTF = "/sys/kernel/btf/vmlinux";
 
-/** The bpf/ folder: next to this file in src/, and copied beside it in dist/. */
-function sourceDir(): string {
-  const here = fileURLToPath(new URL("./bpf/", import.meta.url));
-  if (existsSync(join(here, SOURCES[0]))) return here;
-  // dist/src/decoder -> src/decoder/bpf (tsc does not copy .c files)
-  return fileURLToPath(new URL("../../../src/decoder/bpf/", import.meta.url));
-}
-
 function run(cmd: string, args: string[], what: string): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
@@ -35,7 +27,7 @@ function run(cmd: string, args: string[], what: string): Promise<string> {
         reject(
           new DecoderError(
             DecoderErrorCode.missingTool,
-            `${cmd} is not installed (run: npm run setup, as root; Debian package ${cmd === "bpftool" ? "bpftool" : "clang"})`,
+            `${cmd} is not installed (Debian package ${cmd === "bpftool" ? "bpftool" : "clang"}; toasim doctor --install installs what is missing)`,
           ),
         );
         return;
@@ -58,7 +50,7 @@ export async function decoderObject(btf = KERNEL_BTF): Promise<string> {
       `the kernel has no BTF (${btf} is missing; the decoder needs CONFIG_DEBUG_INFO_BTF)`,
     );
   }
-  const src = sourceDir();
+  const src = shippedPath("bpf");
   const h = createHash("sha256");
   for (const f of SOURCES) h.update(readFileSync(join(src, f)));
   // The kernel's BTF changes with the kernel; its size and mtime tell apart

@@ -58,7 +58,7 @@ export function libbpf(): LibBpf {
     ({ koffi, lib } = openLibrary(
       "libbpf.so.1",
       "the eBPF loader uses",
-      "run: npm run setup, as root; Debian package libbpf1",
+      "Debian package libbpf1; toasim doctor --install installs what is missing",
     ));
   } catch (e) {
     throw new DecoderError(DecoderErrorCode.missingTool, (e as Error).message, null, { cause: e });

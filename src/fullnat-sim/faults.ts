@@ -1,4 +1,5 @@
 import { GatewayError } from "./errors.js";
+import { faultSpecToRule } from "./fault-spec.js";
 import { PACKET_CLASS_NAMES, type PacketClassName } from "./packet-class.js";
 
 /**
@@ -131,8 +132,9 @@ function oneOf<T extends string>(v: unknown, where: string, allowed: readonly T[
  * errors (`faults[2]`); every error says which key is wrong and why.
  */
 export function parseFaultRule(raw: unknown, where: string): FaultRule {
+  if (typeof raw === "string") return parseFaultRule(faultSpecToRule(raw, where), where);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    bad(where, "a fault rule is an object");
+    bad(where, "a fault rule is an object, or a string DIRECTION:CLASS:ACTION[,KEY=VALUE...]");
   }
   const r = raw as Record<string, unknown>;
   for (const k of Object.keys(r)) {

@@ -2,9 +2,9 @@ import { type ToaFormat, ToaLayout } from "../option-codec/toa.js";
 import { UOA_DEFAULT_MAX_TRAIL } from "../option-codec/uoa.js";
 
 /**
- * What each gateway sends to the server, from DIALECTS.md. A profile says
+ * What each gateway sends to the server, from docs/dialects.md. A profile says
  * which carrier holds the client address and on which packets; values that
- * DIALECTS.md marks unconfirmed can be overridden by settings (see
+ * docs/dialects.md marks unconfirmed can be overridden by settings (see
  * applySettings), never only by editing this table.
  */
 

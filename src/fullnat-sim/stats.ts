@@ -46,7 +46,9 @@ export type Stat = (typeof Stat)[keyof typeof Stat];
 
 export const STAT_COUNT = Object.keys(Stat).length;
 
-export const STAT_NAMES: readonly string[] = Object.entries(Stat)
+export type StatName = keyof typeof Stat;
+
+export const STAT_NAMES: readonly StatName[] = (Object.entries(Stat) as [StatName, number][])
   .sort((a, b) => a[1] - b[1])
   .map(([k]) => k);
 
@@ -71,8 +73,8 @@ export function newStats(shared = false): Float64Array {
   return new Float64Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
 }
 
-export function statsObject(s: Float64Array): Record<string, number> {
-  const o: Record<string, number> = {};
+export function statsObject(s: Float64Array): Record<StatName, number> {
+  const o = {} as Record<StatName, number>;
   STAT_NAMES.forEach((n, i) => {
     o[n] = s[i] ?? 0;
   });

@@ -5,7 +5,7 @@ import { TcpOptionKind, TFO_EXID } from "./tcp-options.js";
 
 /**
  * How a dialect lays out the client address inside its TCP option
- * (DIALECTS.md). The kind is separate because vendors reuse one layout
+ * (docs/dialects.md). The kind is separate because vendors reuse one layout
  * under different kinds, and the same kind with different layouts.
  */
 export const ToaLayout = {
@@ -23,7 +23,7 @@ export type ToaLayout = (typeof ToaLayout)[keyof typeof ToaLayout];
 export const TOA_LAYOUTS: readonly ToaLayout[] = Object.values(ToaLayout);
 
 /**
- * Byte order of ttm_peer.af: unconfirmed (DIALECTS.md), so it is a setting.
+ * Byte order of ttm_peer.af: unconfirmed (docs/dialects.md), so it is a setting.
  * "host" means the gateway host's order, little-endian on x86.
  */
 export type ByteOrder = "host" | "network";
@@ -123,7 +123,7 @@ function badCarrier(off: number, why: string): CodecError {
 
 /**
  * Decodes the option at `off` (its kind byte) as `format`. The length byte
- * decides the family, since one kind carries both (DIALECTS.md); a length
+ * decides the family, since one kind carries both (docs/dialects.md); a length
  * the layout does not define is BAD_CARRIER, as is TCP Fast Open's
  * experimental form, which shares kind 254.
  */

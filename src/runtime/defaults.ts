@@ -7,7 +7,7 @@ import {
 import type { Profile } from "../fullnat-sim/profiles.js";
 import { type IpAddress, parseEndpoint, parseIp } from "../option-codec/address.js";
 
-// The documentation addresses of ARCHITECTURE.md, in one place.
+// The documentation addresses of the address plan (docs/architecture.md), in one place.
 
 /** LIP pools: 192.0.2.100-131 and 2001:db8:5::100-131. */
 export function defaultLips4(): IpAddress[] {

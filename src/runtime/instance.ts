@@ -1,13 +1,12 @@
-import { rmSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { parseScriptSpec } from "../craft/script-spec.js";
 import type { DecoderSettings } from "../decoder/maps.js";
 import type { GatewayConfig } from "../fullnat-sim/config.js";
-import { GatewayError } from "../fullnat-sim/errors.js";
-import { type FaultConfig, parseFaultConfig } from "../fullnat-sim/faults.js";
-import { newStats, Stat, statsObject } from "../fullnat-sim/stats.js";
+import type { FaultConfig } from "../fullnat-sim/faults.js";
+import { newStats, statsObject } from "../fullnat-sim/stats.js";
+import { packageRoot } from "../package-files.js";
 import {
   checkPreconditions,
   createTopology,
@@ -20,8 +19,13 @@ import {
   TopologyAddress,
   writeState,
 } from "../tun/topology.js";
+import type { InstanceControl } from "./control.js";
+import { type ControlServer, serveControl } from "./control-server.js";
+import { RuntimeError, RuntimeErrorCode } from "./errors.js";
+import { onProcessEnd } from "./exit-hooks.js";
 import { type RsDecoder, startRsDecoder } from "./rs-decoder.js";
-import type { Forwarder, FromWorker, ToWorker, WorkerInput } from "./worker.js";
+import type { Forwarder, WorkerInput } from "./worker.js";
+import { WorkerLink } from "./worker-link.js";
 
 export function controlSocketPath(id: string): string {
   return join(STATE_DIR, `${id}.sock`);
@@ -49,22 +53,24 @@ export interface InstanceOptions {
   readonly decoder?: DecoderSettings | null;
   /** Fault injection from the first packet. */
   readonly faults?: FaultConfig;
+  /** What other processes should know of the instance (profile, services): kept in its state file. */
+  readonly meta?: Readonly<Record<string, unknown>>;
 }
 
-export interface RunningInstance {
+export interface RunningInstance extends InstanceControl {
   readonly info: InstanceInfo;
   /** Why the packet worker died, if it did (the instance then stops). */
   failure(): string | null;
   /** Resolves when the instance has stopped and everything is removed. */
   readonly stopped: Promise<void>;
-  stop(): Promise<void>;
 }
 
 /**
  * Starts a gateway instance: namespaces and TUNs, the packet worker, and a
- * control socket for `toasim stats` and `toasim capture`. Everything it
- * creates is removed by stop(), and also if the process exits any other
- * way it can notice (see the exit hook); after a SIGKILL, `toasim down`.
+ * control socket that serves the same calls to `toasim stats`, `capture`,
+ * `fault` and `restart` in other processes. Everything it creates is
+ * removed by stop(), and also if the process exits or is ended by a signal
+ * it does not handle (exit-hooks.ts); after a SIGKILL, `toasim down`.
  */
 export async function startInstance(
   config: GatewayConfig,
@@ -73,20 +79,19 @@ export async function startInstance(
 ): Promise<RunningInstance> {
   const forwarder = options.forwarder ?? "gateway";
   checkPreconditions();
+  const workerModule = workerUrl();
   const id = newInstanceId();
   const clientNs = `toasim-${id}-c`;
   const serverNs = `toasim-${id}-r`;
   const socket = controlSocketPath(id);
   let topo: Topology | null = null;
-  let worker: Worker | null = null;
-  let server: Server | null = null;
   let decoder: RsDecoder | null = null;
   let done = false;
-  const exitHook = () => teardownSync();
+  let unhook = (): void => {};
   const teardownSync = () => {
     if (done) return;
     done = true;
-    process.off("exit", exitHook);
+    unhook();
     try {
       // Before the namespaces: its tc filter is detached inside one.
       decoder?.close();
@@ -96,25 +101,24 @@ export async function startInstance(
       removeState(id);
     }
   };
-  process.on("exit", exitHook);
+  unhook = onProcessEnd(() => teardownSync());
   try {
     // createTopology writes the state file before the namespaces; add where
     // the control socket is, for the commands that talk to this instance.
     topo = createTopology({ id, extraRsAddresses });
     if (forwarder === "null") nullForwarderRoutes(serverNs);
-    const startedAt = new Date().toISOString();
-    writeState(id, { pid: process.pid, clientNs, serverNs, startedAt, socket });
+    const state = {
+      ...options.meta,
+      pid: process.pid,
+      clientNs,
+      serverNs,
+      startedAt: new Date().toISOString(),
+      socket,
+    };
+    writeState(id, state);
     if (options.decoder) {
       decoder = await startRsDecoder(id, serverNs, options.decoder);
-      writeState(id, {
-        pid: process.pid,
-        clientNs,
-        serverNs,
-        startedAt,
-        socket,
-        rsCgroup: decoder.cgroup,
-        decoder: "ebpf",
-      });
+      writeState(id, { ...state, rsCgroup: decoder.cgroup, decoder: "ebpf" });
     }
   } catch (e) {
     teardownSync();
@@ -131,46 +135,26 @@ export async function startInstance(
     forwarder,
     ...(options.faults ? { faults: options.faults } : {}),
   };
-  const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: input });
-  worker = w;
-  const waiters = new Map<string, (m: FromWorker) => void>();
-  let workerError: string | null = null;
+  // No flags of the caller's (--input-type, a loader): the worker is plain compiled JavaScript.
+  const w = new Worker(workerModule, { workerData: input, execArgv: [] });
+  const link = new WorkerLink(w);
   const ready = new Promise<void>((resolve, reject) => {
-    w.on("message", (m: FromWorker) => {
-      if (m.type === "ready") resolve();
-      else if (m.type === "error") {
-        workerError = m.message;
-        reject(new Error(`packet worker: ${m.message}`));
-      } else if (m.type === "capture-started" || m.type === "capture-done") {
-        waiters.get(m.side)?.(m);
-      } else if (m.type === "faults-set" || m.type === "restarted") {
-        const waiter = waiters.get(m.type);
-        waiters.delete(m.type);
-        waiter?.(m);
-      } else if (m.type === "script-progress" || m.type === "script-done") {
-        waiters.get("script")?.(m);
-      } else if (m.type === "refused") {
-        const k = { faults: "faults-set", restart: "restarted", script: "script" }[m.request];
-        const waiter = waiters.get(k);
-        waiters.delete(k);
-        waiter?.(m);
-      }
-    });
+    link.onReady = resolve;
     w.on("error", (e) => reject(e));
     w.on("exit", (code) => reject(new Error(`packet worker exited (${code}) before it was ready`)));
+    link.onFatal = (message) => reject(new Error(`packet worker: ${message}`));
   });
   const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+  let server: ControlServer | null = null;
   let stopping: Promise<void> | null = null;
-  const clients = new Set<Socket>();
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       Atomics.store(new Int32Array(control), 0, 1);
       const timeout = new Promise<void>((r) => setTimeout(r, 2000).unref());
       await Promise.race([exited, timeout]);
-      await worker?.terminate();
-      // A capture client waits for the worker's answer: close it, or close() never returns.
-      for (const c of clients) c.destroy();
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await w.terminate();
+      link.close();
+      await server?.close();
       teardownSync();
     })();
     return stopping;
@@ -181,22 +165,41 @@ export async function startInstance(
     await stop();
     throw e;
   }
-  server = createServer((s) => {
-    clients.add(s);
-    s.on("close", () => clients.delete(s));
-    handleControl(s, statsBuf, w, waiters, stop, decoder);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server!.once("error", reject);
-    rmSync(socket, { force: true });
-    server!.listen(socket, () => resolve());
-  });
-  return {
+  const instance: RunningInstance = {
     info: { id, clientNs, serverNs, socket, rsCgroup: decoder?.cgroup ?? null },
-    failure: () => workerError,
+    failure: () => link.fatal,
     stopped: exited.then(() => stop()),
     stop,
+    stats: async () => statsObject(statsBuf),
+    decoderStats: async () => (decoder === null ? null : decoder.stats()),
+    capture: (side, path, count) => link.capture(side, path, count),
+    setFaults: (plain) => link.setFaults(plain),
+    restart: () => link.restart(),
+    script: (plain, onProgress) => link.script(plain, onProgress),
   };
+  try {
+    server = await serveControl(socket, instance);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return instance;
+}
+
+/**
+ * The packet worker's module. Running from the TypeScript sources (a test
+ * runner's), there is none beside this file: a worker thread runs only
+ * JavaScript, so the built one is used.
+ */
+function workerUrl(): URL {
+  const here = new URL("./worker.js", import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  const built = join(packageRoot(), "dist/runtime/worker.js");
+  if (existsSync(built)) return pathToFileURL(built);
+  throw new RuntimeError(
+    RuntimeErrorCode.workerFailed,
+    "the packet worker is not built (dist/runtime/worker.js): run npm run build",
+  );
 }
 
 /**
@@ -213,125 +216,4 @@ function nullForwarderRoutes(serverNs: string): void {
   runIp([...r, "-6", "route", "add", "local", A.vipRange6, "dev", "lo"]);
   runIp([...r, "route", "add", A.clientRange4, "dev", SERVER_TUN]);
   runIp([...r, "-6", "route", "add", A.clientRange6, "dev", SERVER_TUN]);
-}
-
-type ControlRequest =
-  | { cmd: "stats" }
-  | { cmd: "decoder" }
-  | { cmd: "capture"; side: "client" | "server"; path: string; count: number }
-  | { cmd: "capture-stop" }
-  /** `faults`: the plain form parseFaultConfig reads, or null for none. */
-  | { cmd: "faults"; faults: unknown }
-  | { cmd: "restart" }
-  /** `spec`: the plain form parseScriptSpec reads; answers with progress lines until done. */
-  | { cmd: "script"; spec: unknown }
-  | { cmd: "script-stop" }
-  | { cmd: "stop" };
-
-function handleControl(
-  s: Socket,
-  stats: Float64Array,
-  w: Worker,
-  waiters: Map<string, (m: FromWorker) => void>,
-  stop: () => Promise<void>,
-  decoder: RsDecoder | null,
-): void {
-  let input = "";
-  s.setEncoding("utf8");
-  s.on("error", () => {});
-  let capturing: "client" | "server" | null = null;
-  s.on("data", (chunk: string) => {
-    input += chunk;
-    const nl = input.indexOf("\n");
-    if (nl < 0) return;
-    let req: ControlRequest;
-    try {
-      req = JSON.parse(input.slice(0, nl)) as ControlRequest;
-    } catch {
-      s.end(`${JSON.stringify({ ok: false, error: "bad request" })}\n`);
-      return;
-    }
-    input = input.slice(nl + 1);
-    if (req.cmd === "script-stop") {
-      w.postMessage({ type: "script-stop" } satisfies ToWorker);
-      return;
-    }
-    if (req.cmd === "capture-stop") {
-      if (capturing) w.postMessage({ type: "capture-stop", side: capturing } satisfies ToWorker);
-      return;
-    }
-    if (req.cmd === "stats") {
-      const o = statsObject(stats);
-      s.end(`${JSON.stringify({ ok: true, stats: o, active: stats[Stat.connectionsActive] })}\n`);
-    } else if (req.cmd === "capture") {
-      const side = req.side;
-      capturing = side;
-      waiters.set(side, (m) => {
-        s.write(`${JSON.stringify({ ok: true, ...m })}\n`);
-        if (m.type === "capture-done") {
-          waiters.delete(side);
-          s.end();
-        }
-      });
-      s.on("close", () => {
-        if (waiters.has(side)) w.postMessage({ type: "capture-stop", side } satisfies ToWorker);
-      });
-      w.postMessage({ type: "capture", side, path: req.path, count: req.count } satisfies ToWorker);
-    } else if (req.cmd === "faults" || req.cmd === "restart") {
-      let msg: ToWorker;
-      try {
-        msg =
-          req.cmd === "restart"
-            ? { type: "restart" }
-            : { type: "faults", faults: req.faults === null ? null : parseFaultConfig(req.faults) };
-      } catch (e) {
-        if (!(e instanceof GatewayError)) throw e;
-        s.end(`${JSON.stringify({ ok: false, error: e.message })}\n`);
-        return;
-      }
-      waiters.set(req.cmd === "restart" ? "restarted" : "faults-set", (m) => {
-        const answer = m.type === "refused" ? { ok: false, error: m.message } : { ok: true, ...m };
-        s.end(`${JSON.stringify(answer)}\n`);
-      });
-      w.postMessage(msg);
-    } else if (req.cmd === "script") {
-      let spec: ReturnType<typeof parseScriptSpec>;
-      try {
-        spec = parseScriptSpec(req.spec);
-      } catch (e) {
-        if (!(e instanceof GatewayError)) throw e;
-        s.end(`${JSON.stringify({ ok: false, error: e.message })}\n`);
-        return;
-      }
-      if (waiters.has("script")) {
-        s.end(`${JSON.stringify({ ok: false, error: "scripted clients are running already" })}\n`);
-        return;
-      }
-      waiters.set("script", (m) => {
-        if (m.type === "refused") {
-          s.end(`${JSON.stringify({ ok: false, error: m.message })}\n`);
-          return;
-        }
-        s.write(`${JSON.stringify({ ok: true, ...m })}\n`);
-        if (m.type === "script-done") {
-          waiters.delete("script");
-          s.end();
-        }
-      });
-      // A client that goes away stops its run.
-      s.on("close", () => {
-        if (waiters.has("script")) w.postMessage({ type: "script-stop" } satisfies ToWorker);
-      });
-      w.postMessage({ type: "script", spec } satisfies ToWorker);
-    } else if (req.cmd === "decoder") {
-      s.end(
-        `${JSON.stringify({ ok: true, decoder: decoder === null ? null : decoder.stats() })}\n`,
-      );
-    } else if (req.cmd === "stop") {
-      s.end(`${JSON.stringify({ ok: true })}\n`);
-      void stop();
-    } else {
-      s.end(`${JSON.stringify({ ok: false, error: "unknown command" })}\n`);
-    }
-  });
 }

@@ -56,7 +56,9 @@ export type FromWorker =
   /** A control request the worker cannot do now; the instance carries on. */
   | {
       readonly type: "refused";
-      readonly request: "faults" | "restart" | "script";
+      readonly request: "faults" | "restart" | "script" | "capture";
+      /** capture: the side whose file could not be opened. */
+      readonly side?: "client" | "server";
       readonly message: string;
     }
   | {
@@ -154,7 +156,15 @@ function control(
   stats: Float64Array,
 ): void {
   if (m.type === "script" || m.type === "script-stop") {
-    if (!(loop instanceof PacketLoop)) return;
+    if (!(loop instanceof PacketLoop)) {
+      if (m.type === "script")
+        port.postMessage({
+          type: "refused",
+          request: "script",
+          message: "the null forwarder has no gateway",
+        } satisfies FromWorker);
+      return;
+    }
     if (m.type === "script-stop") {
       const s = loop.script;
       if (s !== null) {
@@ -203,7 +213,21 @@ function control(
     } satisfies FromWorker);
   } else if (m.type === "capture") {
     stopCapture(loop, m.side, port);
-    const w = new PcapWriter(m.path);
+    let w: PcapWriter;
+    try {
+      w = new PcapWriter(m.path);
+    } catch (e) {
+      // A file that cannot be written must not end the gateway.
+      port.postMessage({
+        type: "refused",
+        request: "capture",
+        side: m.side,
+        message: `cannot write ${m.path}: ${e instanceof Error ? e.message : String(e)}`,
+      } satisfies FromWorker);
+      return;
+    }
+    // Exactly `count`: packets of the same batch past it are not written.
+    w.limit = m.count;
     if (m.side === "client") loop.clientCapture = w;
     else loop.serverCapture = w;
     limits[m.side] = m.count;

@@ -8,7 +8,8 @@ export class ScenarioError extends Error {
   constructor(
     readonly code: "IO" | "BAD_SCENARIO" | "RUN",
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }

@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type DecoderSettings, statsRows } from "../decoder/maps.js";
 import type { GatewayConfig } from "../fullnat-sim/config.js";
 import type { FaultConfig } from "../fullnat-sim/faults.js";
 import { familyOf, parseEndpoint } from "../option-codec/address.js";
+import { shippedPath } from "../package-files.js";
 import { runProcess } from "../run-process.js";
-import { controlAsk, controlRequest } from "../runtime/control-client.js";
+import type { InstanceControl } from "../runtime/control.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { nsExecArgs } from "../tun/topology.js";
 import { ScenarioError } from "./errors.js";
@@ -42,13 +42,12 @@ export interface VariantResult {
   readonly broken: readonly number[];
 }
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const DEFAULT_SOURCE = { 4: "198.51.100.7", 6: "2001:db8:c::7" } as const;
 
 const READERS = {
-  node: () => [process.execPath, join(ROOT, "examples/node/reader-server.mjs")],
-  python: () => ["python3", join(ROOT, "examples/python/reader_server.py")],
-  c: () => [join(ROOT, "examples/c/reader-server")],
+  node: () => [process.execPath, shippedPath("examples", "node/reader-server.mjs")],
+  python: () => ["python3", shippedPath("examples", "python/reader_server.py")],
+  c: () => [shippedPath("examples", "c/reader-server")],
 } as const;
 
 /**
@@ -77,7 +76,7 @@ export async function runVariant(
       decoder: setup.decoder,
       ...(setup.faults ? { faults: setup.faults } : {}),
     });
-    const { serverNs, clientNs, socket, rsCgroup } = inst.info;
+    const { serverNs, clientNs, rsCgroup } = inst.info;
     for (const [k, val] of Object.entries(v.sysctl)) {
       await runChecked(
         nsExecArgs(serverNs, ["sysctl", "-q", "-w", `${k}=${val}`]),
@@ -92,23 +91,15 @@ export async function runVariant(
         (e: unknown) => {
           throw new ScenarioError(
             "RUN",
-            `client conntrack rules (${rules}): ${(e as Error).message} (nft comes with nftables: npm run setup)`,
+            `client conntrack rules (${rules}): ${(e as Error).message} (nft comes with nftables: toasim doctor --install)`,
           );
         },
       );
     }
     for (const side of ["client", "server"] as const) {
-      const path = join(dir, `${side}.pcap`);
-      let started: () => void = () => {};
-      const ready = new Promise<void>((r) => {
-        started = r;
-      });
-      const session = controlRequest(socket, { cmd: "capture", side, path, count: 0 }, (m) => {
-        if (m["type"] === "capture-started") started();
-      });
-      captures.push(session.done);
-      stopCaptures.push(() => session.send({ cmd: "capture-stop" }));
-      await ready;
+      const cap = await inst.capture(side, join(dir, `${side}.pcap`), 0);
+      captures.push(cap.done.then(() => {}));
+      stopCaptures.push(() => cap.stop());
     }
     const readyFile = join(dir, "server.ready");
     const serverArgs = [...READERS[sc.reader](), "--ready", readyFile];
@@ -128,11 +119,11 @@ export async function runVariant(
         `the ${sc.reader} reader server did not start: ${server.err().trim()}`,
       );
     }
-    const before = await counters(socket, serverNs, setup.decoderName, children);
+    const before = await counters(inst, serverNs, setup.decoderName, children);
     const results: (StepResult | Promise<StepResult>)[] = [];
     for (const [i, step] of sc.steps.entries()) {
       opts.progress(`  step ${i}: ${describeStep(step)}`);
-      const r = runStep(step, clientNs, socket, children);
+      const r = runStep(step, clientNs, inst, children);
       if (step.background) {
         results.push(r);
         // Give it a head start, so the next step finds it under way.
@@ -141,7 +132,7 @@ export async function runVariant(
     }
     const done = await Promise.all(results);
     await sleep(300);
-    const after = await counters(socket, serverNs, setup.decoderName, children);
+    const after = await counters(inst, serverNs, setup.decoderName, children);
     for (const stop of stopCaptures) stop();
     await Promise.all(captures);
     const outcomes = evaluate(v.expect, done, before, after, sc.steps);
@@ -218,10 +209,21 @@ function describeStep(s: Step): string {
   }
 }
 
+/** A control call of a step; its failure (a bad rule, a refusal) says which step. */
+async function asStep<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    throw new ScenarioError("RUN", `${what}: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
+  }
+}
+
 async function runStep(
   step: Step,
   clientNs: string,
-  socket: string,
+  inst: InstanceControl,
   children: Set<ChildProcess>,
 ): Promise<StepResult> {
   switch (step.kind) {
@@ -230,28 +232,16 @@ async function runStep(
     case "udp":
       return udpStep(step, clientNs, children);
     case "scripted": {
-      let last: Record<string, unknown> = {};
-      await controlRequest(socket, { cmd: "script", spec: step.spec }, (m) => {
-        last = m;
-      }).done;
-      if (last["ok"] !== true)
-        throw new ScenarioError("RUN", `scripted clients: ${String(last["error"])}`);
-      return {
-        source: null,
-        reports: [],
-        scripted: last["results"] as StepResult["scripted"],
-        sendErrors: {},
-      };
+      const run = await asStep("scripted clients", () => inst.script(step.spec, () => {}));
+      const done = await asStep("scripted clients", () => run.done);
+      return { source: null, reports: [], scripted: done.results, sendErrors: {} };
     }
     case "faults":
-    case "restart": {
-      const a = await controlAsk(
-        socket,
-        step.kind === "restart" ? { cmd: "restart" } : { cmd: "faults", faults: step.faults },
-      );
-      if (a["ok"] !== true) throw new ScenarioError("RUN", `${step.kind}: ${String(a["error"])}`);
+      await asStep("faults", () => inst.setFaults(step.faults));
       return NOTHING;
-    }
+    case "restart":
+      await asStep("restart", () => inst.restart());
+      return NOTHING;
     case "sleep":
       await sleep(step.ms);
       return NOTHING;
@@ -372,18 +362,15 @@ function reportsOf(text: string): Record<string, unknown>[] {
 
 /** The counters the expectations compare: the gateway's and the decoder's. */
 async function counters(
-  socket: string,
+  inst: InstanceControl,
   serverNs: string,
   decoder: string,
   children: Set<ChildProcess>,
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const g = await controlAsk(socket, { cmd: "stats" });
-  for (const [k, n] of Object.entries((g["stats"] as Record<string, number>) ?? {}))
-    out[`gateway.${k}`] = n;
+  for (const [k, n] of Object.entries(await inst.stats())) out[`gateway.${k}`] = n;
   if (decoder === "ebpf") {
-    const d = await controlAsk(socket, { cmd: "decoder" });
-    const raw = d["decoder"] as Parameters<typeof statsRows>[0] | null;
+    const raw = await inst.decoderStats();
     if (raw !== null) {
       const rows = statsRows(raw);
       for (const [k, n] of Object.entries(rows.toa)) out[`toa.${k}`] = n;

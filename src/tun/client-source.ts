@@ -57,10 +57,13 @@ function nft(ns: string, script: string): void {
   } catch (e) {
     const err = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
     throw new TunError(TunErrorCode.commandFailed, `nft in netns ${ns}: ${err}`, null, {
-      hint: "install nftables (npm run setup)",
+      hint: "install nftables (toasim doctor --install)",
     });
   }
 }
+
+// Several programs of one process may each have their own source address.
+let sequence = 0;
 
 export function clientSource(
   id: string,
@@ -69,10 +72,11 @@ export function clientSource(
   ipArgv: readonly string[],
 ): ClientSource {
   const mount = cgroup2Mount();
-  const name = `toasim-${id}-as-${process.pid}`;
+  const seq = sequence++;
+  const name = `toasim-${id}-as-${process.pid}-${seq}`;
   const dir = join(mount, name);
   const rel = join(mount.slice(CGROUP_FS_ROOT.length + 1), name);
-  const table = `toasim_as_${process.pid}`;
+  const table = `toasim_as_${process.pid}_${seq}`;
   const family = addr.includes(":") ? "ip6" : "ip";
   mkdirSync(dir, { recursive: true });
   let done = false;
@@ -137,7 +141,7 @@ export function cleanupClientSources(liveIds: readonly string[]): string[] {
   }
   const removed: string[] = [];
   for (const name of readdirSync(mount)) {
-    const m = /^toasim-([A-Za-z0-9_]+)-as-\d+$/.exec(name);
+    const m = /^toasim-([A-Za-z0-9_]+)-as-\d+(-\d+)?$/.exec(name);
     if (!m || liveIds.includes(m[1]!)) continue;
     removeCgroup(join(mount, name));
     removed.push(name);

@@ -18,6 +18,8 @@ export class PcapWriter {
   private used = 0;
   private closed = false;
   packets = 0;
+  /** Packets past this many are not written (0: no limit); the owner closes the file. */
+  limit = 0;
 
   constructor(
     path: string,
@@ -40,6 +42,7 @@ export class PcapWriter {
   /** Adds `buf[0..len)` captured at `timeUs` microseconds since the epoch. */
   write(buf: Uint8Array, len: number, timeUs: number): void {
     if (this.closed) throw new Error("pcap writer is closed");
+    if (this.limit > 0 && this.packets >= this.limit) return;
     const caplen = Math.min(len, this.snaplen);
     const b = this.block;
     const o = this.used;

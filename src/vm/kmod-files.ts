@@ -51,7 +51,7 @@ export async function moduleBytes(path: string): Promise<Buffer> {
           new VmError(
             missing ? VmErrorCode.missingTool : VmErrorCode.badKernelPackage,
             missing
-              ? `${tool} is not installed (run: npm run setup, as root)`
+              ? `${tool} is not installed (toasim doctor --install installs what is missing)`
               : `${tool} -dc ${path}: ${stderr.toString().trim()}`,
           ),
         );

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { onPath } from "../run-process.js";
 import { type CpioEntry, cpioArchive } from "./cpio.js";
 import { VmError, VmErrorCode } from "./errors.js";
 import {
@@ -16,7 +17,6 @@ import {
 } from "./guest-init.js";
 import type { KernelFiles } from "./kernel-fetch.js";
 import { builtFor, ModuleTree, moduleBytes, parseModInfo } from "./kmod-files.js";
-import { onPath } from "./run-tool.js";
 
 /**
  * Boots a kernel under QEMU (software emulation: KVM does not work on these
@@ -222,7 +222,7 @@ export async function runVm(opts: VmRunOptions): Promise<VmResult> {
     if (onPath(QEMU) === null) {
       throw new VmError(
         VmErrorCode.missingTool,
-        `${QEMU} is not installed (run: npm run setup, as root; Debian package qemu-system-x86)`,
+        `${QEMU} is not installed (Debian package qemu-system-x86; toasim doctor --install installs what is missing)`,
       );
     }
     // setpriv --pdeathsig: QEMU dies with this process even when it is
@@ -259,7 +259,7 @@ export async function runVm(opts: VmRunOptions): Promise<VmResult> {
       throw new VmError(
         missing ? VmErrorCode.missingTool : VmErrorCode.vmFailed,
         missing
-          ? `${QEMU} is not installed (run: npm run setup, as root; Debian package qemu-system-x86)`
+          ? `${QEMU} is not installed (Debian package qemu-system-x86; toasim doctor --install installs what is missing)`
           : `cannot start ${QEMU}: ${exit.error.message}`,
       );
     }
@@ -314,7 +314,7 @@ function checkBusybox(): void {
   } catch {
     throw new VmError(
       VmErrorCode.missingTool,
-      `${BUSYBOX} is missing (run: npm run setup, as root; Debian package busybox-static)`,
+      `${BUSYBOX} is missing (Debian package busybox-static; toasim doctor --install installs what is missing)`,
     );
   }
   if (hasInterpreter(elf)) {

@@ -1,5 +1,3 @@
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
 import { runProcess } from "../run-process.js";
 import { VmError, VmErrorCode } from "./errors.js";
 
@@ -34,7 +32,7 @@ export async function runTool(
     throw new VmError(
       e.code === "ENOENT" ? VmErrorCode.missingTool : VmErrorCode.vmFailed,
       e.code === "ENOENT"
-        ? `${cmd} is not installed (run: npm run setup, as root)`
+        ? `${cmd} is not installed (toasim doctor --install installs what is missing)`
         : `cannot run ${cmd}: ${e.message}`,
       { cause: e },
     );
@@ -47,19 +45,4 @@ export async function runTool(
 export function tail(text: string, lines = 15): string {
   const all = text.trimEnd().split("\n");
   return all.slice(-lines).join("\n");
-}
-
-/** The path of an executable on PATH, or null. */
-export function onPath(cmd: string): string | null {
-  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
-    if (dir === "") continue;
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
 }

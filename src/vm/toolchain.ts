@@ -9,11 +9,12 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { onPath } from "../run-process.js";
 import { PrivateApt } from "./apt.js";
 import { cacheDir, withLock } from "./cache.js";
 import { VmError, VmErrorCode } from "./errors.js";
 import type { KernelFiles } from "./kernel-fetch.js";
-import { onPath, runTool, tail } from "./run-tool.js";
+import { runTool, tail } from "./run-tool.js";
 
 /**
  * The compiler a kernel's headers are built with. Debian's headers name the

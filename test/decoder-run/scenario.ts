@@ -400,7 +400,7 @@ async function demoPhase(): Promise<void> {
 
 async function stormPhase(): Promise<void> {
   log(`storm of ${opt.storm} malformed carriers`);
-  const storm = join(ROOT, "dist/test/decoder-run/storm.js");
+  const storm = join(ROOT, "build/test/decoder-run/storm.js");
   const r = await run(
     [
       process.execPath,
@@ -446,7 +446,7 @@ async function parityPhase(dir: string): Promise<void> {
   const r = await run(
     [
       process.execPath,
-      join(ROOT, "dist/test/decoder-run/replay.js"),
+      join(ROOT, "build/test/decoder-run/replay.js"),
       "--dir",
       dir,
       "--decoder",

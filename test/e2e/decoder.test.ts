@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
+import { ebpfUnavailable } from "../../src/decoder/availability.js";
 import { cgroup2Root } from "../../src/decoder/decoder.js";
 import { removeCgroup } from "../../src/runtime/rs-decoder.js";
 import { type Case, decoderChecks, type Json } from "../helpers/decoder-checks.js";
@@ -15,16 +15,18 @@ import {
   run,
   sh,
   sleep,
-  startInstance,
-  stopInstance,
+  startCliInstance,
+  startGateway,
+  stopCliInstance,
 } from "./helpers.js";
 
 /**
  * The eBPF decoder on this machine's own kernel: the matrix the kernel
  * module passes in the VM (test/decoder-run/scenario.ts, judged by the same
- * checks), then what only the eBPF side has: clean-up after a kill,
- * `toasim decoder load|unload` for servers outside toasim, and the errors
- * when BPF cannot run.
+ * checks), then what only the eBPF side has: clean-up after a kill
+ * (`toasim up` SIGKILLed, `toasim down`), `toasim decoder load|unload` for
+ * servers outside toasim (in an instance started with the API), and the
+ * errors when BPF cannot run.
  */
 
 function missing(): string | null {
@@ -78,7 +80,7 @@ describeTier("e2e (eBPF decoder)", missingHere, "the eBPF decoder on this machin
     const r = await run(
       [
         process.execPath,
-        join(ROOT, "dist/test/decoder-run/scenario.js"),
+        join(ROOT, "build/test/decoder-run/scenario.js"),
         "--decoder",
         "ebpf",
         "--out",
@@ -105,22 +107,23 @@ describeTier("e2e (eBPF decoder)", missingHere, "the eBPF decoder on this machin
   });
 
   it("a SIGKILLed instance's programs go with it; toasim down removes its cgroup", async () => {
-    const inst = await startInstance(["--profile", "dpvs", "--decoder", "ebpf"]);
+    const inst = await startCliInstance(["--profile", "dpvs", "--decoder", "ebpf"]);
     expect(toasimLinks().length).toBe(5);
     expect(rsCgroups()).toContain(`toasim-${inst.id}-rs`);
     await inst.up.stop("SIGKILL");
     // The links were this process's file descriptors; tun-r (with its tc
     // filter) went with the process's TUN fd.
     expect(await noPrograms()).toEqual([]);
-    const down = await stopInstance(inst);
+    const down = await stopCliInstance(inst);
     expect(down.code).toBe(0);
     expect(rsCgroups()).toEqual([]);
   });
 
   it("toasim decoder load|stats|unload serves a server run outside toasim, then leaves nothing", async () => {
-    // An instance without a decoder of its own; the server runs in a cgroup
-    // made here, as a user's would be.
-    const inst = await startInstance(["--profile", "dpvs"]);
+    // An instance without a decoder of its own (stopped at the end of the
+    // test, after the finally below); the server runs in a cgroup made
+    // here, outside toasim, as a user's would be.
+    await using gw = await startGateway({ profile: "dpvs" });
     const cg = join(cgroup2Root()!, "toasim-e2e-web");
     mkdirSync(cg, { recursive: true });
     let server: Background | null = null;
@@ -136,7 +139,7 @@ describeTier("e2e (eBPF decoder)", missingHere, "the eBPF decoder on this machin
           "--dev",
           "tun-r",
           "--netns",
-          inst.serverNs,
+          gw.serverNamespace,
           "--name",
           "e2e",
         ],
@@ -157,7 +160,7 @@ describeTier("e2e (eBPF decoder)", missingHere, "the eBPF decoder on this machin
         "ip",
         "netns",
         "exec",
-        inst.serverNs,
+        gw.serverNamespace,
         "python3",
         join(ROOT, "examples/python/reader_server.py"),
         "--tcp",
@@ -171,10 +174,9 @@ describeTier("e2e (eBPF decoder)", missingHere, "the eBPF decoder on this machin
       for (let i = 0; i < 300 && !existsSync(join(OUT, "web.ready")); i++) await sleep(100);
       expect(existsSync(join(OUT, "web.ready")), server.err).toBe(true);
       const ask = async (target: string): Promise<Json> => {
-        const r = await run(
-          ["ip", "netns", "exec", inst.clientNs, "sh", "-c", `echo hi | socat -t 3 - ${target}`],
-          20_000,
-        );
+        const r = await gw.exec("client", ["sh", "-c", `echo hi | socat -t 3 - ${target}`], {
+          timeoutMs: 20_000,
+        });
         return JSON.parse(r.stdout.split("\n")[0] ?? "{}") as Json;
       };
       const tcp = await ask("TCP4:203.0.113.10:80,bind=198.51.100.44:41001");
@@ -206,7 +208,6 @@ describeTier("e2e (eBPF decoder)", missingHere, "the eBPF decoder on this machin
       await server?.stop("SIGKILL");
       await run([process.execPath, CLI, "decoder", "unload", "--name", "e2e"], 30_000);
       removeCgroup(cg);
-      await stopInstance(inst);
     }
   });
 

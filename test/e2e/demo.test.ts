@@ -9,7 +9,7 @@ const BIN = join(import.meta.dirname, "../../bin/toasim.js");
 function missing(): string | null {
   if (process.getuid?.() !== 0) return "not root";
   if (!existsSync("/dev/net/tun")) return "no /dev/net/tun";
-  if (!existsSync(join(import.meta.dirname, "../../dist/src/runtime/worker.js")))
+  if (!existsSync(join(import.meta.dirname, "../../dist/runtime/worker.js")))
     return "not built (npm run build)";
   return null;
 }

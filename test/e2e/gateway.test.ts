@@ -9,14 +9,15 @@ import {
   CLI,
   CLIENT4,
   CLIENT6,
+  type CliInstance,
   e2eMissing,
   first,
   hex,
-  type Instance,
   inetChecksum,
   namespacesOf,
   netnsPids,
   nsExec,
+  outputLines,
   processesMentioning,
   type Row,
   run,
@@ -24,18 +25,21 @@ import {
   STATE_DIR,
   sh,
   sleep,
-  startCapture,
-  startInstance,
-  stats,
-  stopInstance,
+  startCliInstance,
+  startGateway,
+  stopCliInstance,
+  stopGateway,
   tshark,
+  within,
 } from "./helpers.js";
+import type { ExecResult, GatewayStats, LocalInstance, NsProcess } from "./toasim-api.js";
 
-// Tier 3 (privileged): the gateway as a user runs it. `toasim up` (the
-// built CLI) between two namespaces, real clients (curl, python sockets,
-// raw sockets) and real servers, and what crossed the server side read
-// back by tshark with checksum validation on. Expected option bytes are
-// written out here from DIALECTS.md, not taken from the codecs.
+// Tier 3 (privileged): the gateway between two namespaces, started with
+// the API (up()) as a test suite would, real clients (curl, python
+// sockets, raw sockets) and real servers, and what crossed the server side
+// read back by tshark with checksum validation on. Expected option bytes
+// are written out here from DIALECTS.md, not taken from the codecs. The
+// clean-up after a SIGKILL is the CLI's (`toasim up`, `toasim down`).
 
 const skip = tierUnavailable(
   "e2e",
@@ -68,22 +72,18 @@ const UDP_VIP: Record<Family, string> = {
 const clientAddr = (f: Family): readonly number[] => (f === "v4" ? CLIENT4 : CLIENT6);
 const serverV6 = (f: Family): boolean => f === "v6";
 
-/** Stops the instance, runs `toasim down --id`, and checks nothing of it is left. */
-async function tearDown(inst: Instance | undefined, servers: (Background | undefined)[]) {
+/** Stops the servers and the instance, and checks nothing of it is left. */
+async function tearDown(gw: LocalInstance | undefined, servers: (NsProcess | undefined)[]) {
   for (const s of servers) await s?.stop("SIGTERM", 3000);
-  if (!inst) return;
-  const down = await stopInstance(inst);
-  expect(down.code, `toasim down: ${down.stderr}`).toBe(0);
-  expect(namespacesOf(inst.id)).toEqual([]);
+  if (!gw) return;
+  await stopGateway(gw);
+  expect(namespacesOf(gw.id)).toEqual([]);
 }
 
 /** python3 -m http.server on :: (v4 and v6) port 8080 in the server namespace. */
-async function startHttp(inst: Instance): Promise<Background> {
-  const http = new Background(
-    nsExec(inst.serverNs, ["python3", "-u", "-m", "http.server", "8080", "--bind", "::"]),
-    "http.server",
-  );
-  await http.waitFor(() => http.out.includes("Serving HTTP"), 10_000, "Serving HTTP");
+async function startHttp(gw: LocalInstance): Promise<NsProcess> {
+  const http = gw.spawn("rs", ["python3", "-u", "-m", "http.server", "8080", "--bind", "::"]);
+  await http.waitForOutput("Serving HTTP", { timeoutMs: 10_000 });
   return http;
 }
 
@@ -161,14 +161,15 @@ function toaField(r: Row, kind: number): string[] {
   return (r[f] ?? "").split("|");
 }
 
-async function tcpCase(inst: Instance, profile: string, family: Family): Promise<void> {
+async function tcpCase(gw: LocalInstance, profile: string, family: Family): Promise<void> {
   const pcap = join(work, `${profile}-${family}.pcap`);
-  const cap = await startCapture(inst, "server", pcap);
-  let curl: Awaited<ReturnType<typeof run>>;
+  const cap = await gw.capture({ side: "server", path: pcap });
+  let curl: ExecResult;
   let packets: number;
   try {
-    curl = await run(
-      nsExec(inst.clientNs, [
+    curl = await gw.exec(
+      "client",
+      [
         "curl",
         "-sS",
         "-o",
@@ -178,8 +179,8 @@ async function tcpCase(inst: Instance, profile: string, family: Family): Promise
         "-w",
         "%{http_code} %{local_port} %{local_ip}",
         TCP_URL[family],
-      ]),
-      15_000,
+      ],
+      { timeoutMs: 15_000 },
     );
   } finally {
     await sleep(300); // the last ACKs of the close
@@ -245,43 +246,42 @@ async function tcpCase(inst: Instance, profile: string, family: Family): Promise
   if (profile === "tencent") expect(carried).toEqual(["ACK"]);
 }
 
-for (const profile of ["dpvs", "lvs", "tencent"]) {
+for (const profile of ["dpvs", "lvs", "tencent"] as const) {
   // The dpvs instance also serves the UDP opp and malformed-packet tests.
-  const args = [
-    "--profile",
-    profile,
-    ...(profile === "dpvs" ? ["--uoa", "opp", "--max-trail", "3"] : []),
-  ];
-  describe.skipIf(skip !== null)(`toasim up ${args.join(" ")}`, () => {
-    let inst: Instance | undefined;
-    let http: Background | undefined;
-    let udpEcho: Background | undefined;
-    beforeAll(async () => {
-      inst = await startInstance(args);
-      http = await startHttp(inst);
-      if (profile === "dpvs") udpEcho = await startEcho(inst);
-    });
-    afterAll(async () => {
-      await tearDown(inst, [http, udpEcho]);
-    });
-
-    for (const family of FAMILIES) {
-      it(`TCP ${family}: curl gets 200; the TOA with the client's address and port on exactly the profile's packets`, async () => {
-        await tcpCase(inst!, profile, family);
+  const settings = profile === "dpvs" ? ({ uoa: "opp", maxTrail: 3 } as const) : {};
+  describe.skipIf(skip !== null)(
+    `up({profile: ${profile}, settings: ${JSON.stringify(settings)}})`,
+    () => {
+      let gw: LocalInstance | undefined;
+      let http: NsProcess | undefined;
+      let udpEcho: NsProcess | undefined;
+      beforeAll(async () => {
+        gw = await startGateway({ profile, settings });
+        http = await startHttp(gw);
+        if (profile === "dpvs") udpEcho = await startEcho(gw);
       });
-    }
+      afterAll(async () => {
+        await tearDown(gw, [http, udpEcho]);
+      });
 
-    if (profile === "dpvs") {
       for (const family of FAMILIES) {
-        it(`UDP UOA opp ${family}: the first 3 of 6 datagrams carry protocol 248 and are lost without a decoder`, async () => {
-          await udpCase(inst!, udpEcho!, "opp", family);
+        it(`TCP ${family}: curl gets 200; the TOA with the client's address and port on exactly the profile's packets`, async () => {
+          await tcpCase(gw!, profile, family);
         });
       }
-      it("drops malformed packets, survives a SYN flood, and still serves", async () => {
-        await malformedAndFlood(inst!);
-      });
-    }
-  });
+
+      if (profile === "dpvs") {
+        for (const family of FAMILIES) {
+          it(`UDP UOA opp ${family}: the first 3 of 6 datagrams carry protocol 248 and are lost without a decoder`, async () => {
+            await udpCase(gw!, udpEcho!, "opp", family);
+          });
+        }
+        it("drops malformed packets, survives a SYN flood, and still serves", async () => {
+          await malformedAndFlood(gw!);
+        });
+      }
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -329,9 +329,9 @@ while time.time() < deadline:
 print(json.dumps({"addr": local[0], "port": local[1], "sent": sent, "got": got}))
 `;
 
-async function startEcho(inst: Instance): Promise<Background> {
-  const echo = new Background(nsExec(inst.serverNs, ["python3", "-u", "-c", ECHO]), "udp echo");
-  await echo.waitFor(() => echo.lines().includes("ready"), 10_000, "ready");
+async function startEcho(gw: LocalInstance): Promise<NsProcess> {
+  const echo = gw.spawn("rs", ["python3", "-u", "-c", ECHO]);
+  await echo.waitForOutput(/^ready$/, { timeoutMs: 10_000, stream: "stdout" });
   return echo;
 }
 
@@ -353,29 +353,22 @@ const UDP_FIELDS = [
 ];
 
 async function udpCase(
-  inst: Instance,
-  echo: Background,
+  gw: LocalInstance,
+  echo: NsProcess,
   mode: "opp" | "ipo",
   family: Family,
 ): Promise<void> {
   const pcap = join(work, `uoa-${mode}-${family}.pcap`);
-  const mark = echo.lines().length;
+  const mark = outputLines(echo).length;
   const wantEchoes = mode === "opp" ? 3 : 6;
-  const cap = await startCapture(inst, "server", pcap);
-  let client: Awaited<ReturnType<typeof run>>;
+  const cap = await gw.capture({ side: "server", path: pcap });
+  let client: ExecResult;
   let packets: number;
   try {
-    client = await run(
-      nsExec(inst.clientNs, [
-        "python3",
-        "-c",
-        UDP_CLIENT,
-        UDP_VIP[family],
-        "53",
-        "6",
-        String(wantEchoes),
-      ]),
-      15_000,
+    client = await gw.exec(
+      "client",
+      ["python3", "-c", UDP_CLIENT, UDP_VIP[family], "53", "6", String(wantEchoes)],
+      { timeoutMs: 15_000 },
     );
   } finally {
     await sleep(300);
@@ -389,8 +382,7 @@ async function udpCase(
     got: string[];
   };
   expect(c.addr).toBe(family === "v4" ? "198.51.100.7" : "2001:db8:c::7");
-  const received = echo
-    .lines()
+  const received = outputLines(echo)
     .slice(mark)
     .map((l) => JSON.parse(l) as { peer: string; port: number; data: string });
 
@@ -491,19 +483,19 @@ function ip6Bytes(text: string): number[] {
   return groups.flatMap((g) => be16(Number.parseInt(g, 16)));
 }
 
-describe.skipIf(skip !== null)("toasim up --profile dpvs --uoa ipo --max-trail 3", () => {
-  let inst: Instance | undefined;
-  let echo: Background | undefined;
+describe.skipIf(skip !== null)('up({profile: dpvs, settings: {"uoa":"ipo","maxTrail":3}})', () => {
+  let gw: LocalInstance | undefined;
+  let echo: NsProcess | undefined;
   beforeAll(async () => {
-    inst = await startInstance(["--profile", "dpvs", "--uoa", "ipo", "--max-trail", "3"]);
-    echo = await startEcho(inst);
+    gw = await startGateway({ profile: "dpvs", settings: { uoa: "ipo", maxTrail: 3 } });
+    echo = await startEcho(gw);
   });
   afterAll(async () => {
-    await tearDown(inst, [echo]);
+    await tearDown(gw, [echo]);
   });
 
   it("UDP UOA ipo v4: the first 3 of 6 datagrams carry option 31 in the IP header; the server gets all 6", async () => {
-    await udpCase(inst!, echo!, "ipo", "v4");
+    await udpCase(gw!, echo!, "ipo", "v4");
   });
 });
 
@@ -581,7 +573,9 @@ else:
     print(json.dumps({"sent": sent}))
 `;
 
-function delta(a: Record<string, number>, b: Record<string, number>, k: string): number {
+type Counters = Readonly<Record<string, number>>;
+
+function delta(a: Counters, b: Counters, k: string): number {
   return (b[k] ?? 0) - (a[k] ?? 0);
 }
 
@@ -593,25 +587,27 @@ interface MalformedOutcome {
   counted: Record<string, number> | null;
 }
 
-/** Stats, or null once the instance has gone. */
-async function statsOrNull(inst: Instance): Promise<Record<string, number> | null> {
-  if (inst.up.exited) return null;
+/** Stats, or null once the instance has gone (its packet worker failed). */
+async function statsOrNull(gw: LocalInstance): Promise<GatewayStats | null> {
+  if (gw.failure() !== null) return null;
   try {
-    return await stats(inst);
+    return await gw.stats();
   } catch {
     return null;
   }
 }
 
-async function malformedAndFlood(inst: Instance): Promise<void> {
-  const s0 = await stats(inst);
-  const names = await run(nsExec(inst.clientNs, ["python3", "-c", RAW, "malformed"]), 10_000);
+async function malformedAndFlood(gw: LocalInstance): Promise<void> {
+  const s0 = await gw.stats();
+  const names = await gw.exec("client", ["python3", "-c", RAW, "malformed"], {
+    timeoutMs: 10_000,
+  });
   expect(names.code, names.stderr).toBe(0);
   const count = (JSON.parse(names.stdout) as string[]).length;
   const cpcap = join(work, "malformed-client.pcap");
   const spcap = join(work, "malformed-server.pcap");
-  const ccap = await startCapture(inst, "client", cpcap);
-  const scap = await startCapture(inst, "server", spcap);
+  const ccap = await gw.capture({ side: "client", path: cpcap });
+  const scap = await gw.capture({ side: "server", path: spcap });
   const outcomes: MalformedOutcome[] = [];
   let seenByGateway: number | string;
   let forwarded: number | string;
@@ -619,20 +615,22 @@ async function malformedAndFlood(inst: Instance): Promise<void> {
     // One packet at a time, so that a failure names the packet.
     let before = s0;
     for (let i = 0; i < count; i++) {
-      const r = await run(nsExec(inst.clientNs, ["python3", "-c", RAW, "malformed", String(i)]));
+      const r = await gw.exec("client", ["python3", "-c", RAW, "malformed", String(i)], {
+        timeoutMs: 15_000,
+      });
       expect(r.code, `raw sender: ${r.stderr}`).toBe(0);
       const o = JSON.parse(r.stdout) as MalformedOutcome;
-      let after = await statsOrNull(inst);
+      let after = await statsOrNull(gw);
       for (let t = 0; o.sent && after && t < 30; t++) {
         if (delta(before, after, "packetsFromClient") > 0) break;
         await sleep(100);
-        after = await statsOrNull(inst);
+        after = await statsOrNull(gw);
       }
       o.counted =
         after &&
         Object.fromEntries(
           Object.keys(after)
-            .filter((k) => k !== "id" && delta(before, after!, k) !== 0)
+            .filter((k) => delta(before, after!, k) !== 0)
             .map((k) => [k, delta(before, after!, k)]),
         );
       outcomes.push(o);
@@ -641,24 +639,25 @@ async function malformedAndFlood(inst: Instance): Promise<void> {
     }
   } finally {
     await sleep(200);
-    // A dead packet worker never reports the captures done: do not wait long.
+    // A dead packet worker may never report the captures done: do not wait long.
     const wait = outcomes.some((o) => o.counted === null) ? 500 : 5000;
     [seenByGateway, forwarded] = await Promise.all([
-      ccap.stop(wait).catch((e: Error) => e.message),
-      scap.stop(wait).catch((e: Error) => e.message),
+      within(ccap.stop(), wait, "the client capture").catch((e: Error) => e.message),
+      within(scap.stop(), wait, "the server capture").catch((e: Error) => e.message),
     ]);
-    if (outcomes.some((o) => o.counted === null)) await inst.up.waitExit(5000);
+    if (outcomes.some((o) => o.counted === null))
+      await within(gw.stopped, 5000, "the instance's stop").catch(() => {});
   }
   for (const o of outcomes) {
     const what = !o.sent
       ? `refused by the kernel (${o.error})`
       : o.counted === null
-        ? `the instance stopped answering; toasim up ${inst.up.exited ? `exited with code ${inst.up.exitCode}` : "still running"}, stderr "${inst.up.err.trim()}"`
+        ? `the instance stopped answering; its packet worker ${gw.failure() === null ? "did not fail" : `failed: ${gw.failure()}`}`
         : `counters ${JSON.stringify(o.counted)}`;
     console.log(`malformed packet "${o.name}": ${what}`);
   }
   const killers = outcomes.filter((o) => o.counted === null).map((o) => o.name);
-  expect(killers, "malformed packets after which toasim up was gone").toEqual([]);
+  expect(killers, "malformed packets after which the instance was gone").toEqual([]);
   const sent = outcomes.filter((o) => o.sent);
   expect(
     sent.length,
@@ -677,45 +676,38 @@ async function malformedAndFlood(inst: Instance): Promise<void> {
   }
   expect(seenByGateway).toBe(sent.length);
   expect(forwarded).toBe(0);
-  const s1 = await stats(inst);
+  const s1 = await gw.stats();
 
   // 2,000 SYNs from 44 client addresses and as many source ports.
-  const flood = await run(nsExec(inst.clientNs, ["python3", "-c", RAW, "flood", "2000"]), 60_000);
+  const flood = await gw.exec("client", ["python3", "-c", RAW, "flood", "2000"], {
+    timeoutMs: 60_000,
+  });
   expect(flood.code, `flood: ${flood.stderr}`).toBe(0);
   expect((JSON.parse(flood.stdout) as { sent: number }).sent).toBe(2000);
-  let s2 = await stats(inst);
+  let s2 = await gw.stats();
   for (let t = 0; t < 50 && delta(s1, s2, "connectionsCreated") < 2000; t++) {
     await sleep(200);
-    s2 = await stats(inst);
+    s2 = await gw.stats();
   }
-  expect(inst.up.exited, `toasim up exited during the SYN flood: ${inst.up.err}`).toBe(false);
+  expect(gw.failure(), "the packet worker failed during the SYN flood").toBeNull();
 
-  const curl = await run(
-    nsExec(inst.clientNs, [
-      "curl",
-      "-sS",
-      "-o",
-      "/dev/null",
-      "-m",
-      "10",
-      "-w",
-      "%{http_code}",
-      TCP_URL.v4,
-    ]),
-    15_000,
+  const curl = await gw.exec(
+    "client",
+    ["curl", "-sS", "-o", "/dev/null", "-m", "10", "-w", "%{http_code}", TCP_URL.v4],
+    { timeoutMs: 15_000 },
   );
   expect(curl.stdout, `curl after the flood: ${curl.stderr}`).toBe("200");
-  const s3 = await stats(inst);
+  const s3 = await gw.stats();
   console.log(
     `gateway counters after malformed packets and the SYN flood: ${Object.keys(s3)
       .filter((k) => k.startsWith("drop"))
-      .map((k) => `${k} ${s3[k]}`)
+      .map((k) => `${k} ${s3[k as keyof GatewayStats]}`)
       .join(
         ", ",
       )}; connectionsCreated ${s3["connectionsCreated"]}, connectionsActive ${s3["connectionsActive"]}`,
   );
-  expect(s3["dropMalformed"]).toBeGreaterThan(0);
-  expect(s3["connectionsCreated"]).toBeGreaterThanOrEqual(2000);
+  expect(s3.dropMalformed).toBeGreaterThan(0);
+  expect(s3.connectionsCreated).toBeGreaterThanOrEqual(2000);
   expect(delta(s1, s3, "connectionsCreated")).toBeGreaterThanOrEqual(2001);
 }
 
@@ -723,17 +715,21 @@ async function malformedAndFlood(inst: Instance): Promise<void> {
 // 3. SIGKILL: `toasim down` removes everything a killed instance left
 
 describe.skipIf(skip !== null)("toasim up killed with SIGKILL, then toasim down", () => {
-  let inst: Instance | undefined;
+  let inst: CliInstance | undefined;
   const sleepers: Background[] = [];
   afterAll(async () => {
     for (const s of sleepers) await s.stop("SIGKILL");
-    await tearDown(inst, []);
-    // What `down` should have removed (asserted above), so that no run leaves it.
-    if (inst) rmSync(join(STATE_DIR, `${inst.id}.sock`), { force: true });
+    if (inst) {
+      const down = await stopCliInstance(inst);
+      expect(down.code, `toasim down: ${down.stderr}`).toBe(0);
+      expect(namespacesOf(inst.id)).toEqual([]);
+      // What `down` should have removed (asserted above), so that no run leaves it.
+      rmSync(join(STATE_DIR, `${inst.id}.sock`), { force: true });
+    }
   });
 
   it("leaves no namespace, link, process, state file or socket", async () => {
-    inst = await startInstance(["--profile", "dpvs"]);
+    inst = await startCliInstance(["--profile", "dpvs"]);
     const { id, clientNs, serverNs } = inst;
     expect(existsSync(join(STATE_DIR, `${id}.json`))).toBe(true);
     expect(existsSync(join(STATE_DIR, `${id}.sock`))).toBe(true);

@@ -1,12 +1,21 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runProcess } from "../../src/run-process.js";
 import { commandMissing } from "../helpers/tier.js";
+import {
+  apiMissing,
+  type LocalInstance,
+  type NsProcess,
+  toasim,
+  type UpOptions,
+} from "./toasim-api.js";
 
-// Shared by the e2e tests that drive the built CLI (bin/toasim.js) as a
-// user would: child processes, namespaces entered with `ip netns exec`,
-// captures read back by tshark. Every wait here has a time limit.
+// Shared by the e2e tests. Most drive an instance through toasim's API
+// (./toasim-api.ts: up() in the test's own process, exec/spawn in its
+// namespaces); the tests of the CLI itself drive the built CLI
+// (bin/toasim.js) as a user would, as child processes. What crossed the
+// gateway is read back by tshark. Every wait here has a time limit.
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "bin/toasim.js");
@@ -17,6 +26,7 @@ export function e2eMissing(commands: readonly (readonly [string, string[]])[]): 
   if (process.platform !== "linux") return "not Linux";
   if (process.geteuid?.() !== 0) return "not root (network namespaces and TUN need root)";
   if (!existsSync("/dev/net/tun")) return "/dev/net/tun missing (modprobe tun)";
+  if (apiMissing !== null) return apiMissing;
   for (const [cmd, args] of commands) {
     const m = commandMissing(cmd, args);
     if (m !== null) return m;
@@ -169,9 +179,53 @@ export class Background {
 }
 
 // ---------------------------------------------------------------------------
-// toasim instances
+// toasim instances, through the API
 
-export interface Instance {
+/**
+ * up(options) in this process, without a decoder unless the options name
+ * one: these tests look at what the gateway sends, which a decoder would
+ * change on the way (UOA opp). Why auto chose as it did goes to the log.
+ */
+export function startGateway(options: UpOptions = {}): Promise<LocalInstance> {
+  return toasim.up(
+    { decoder: "none", ...options },
+    { onNote: (line) => console.warn(`toasim up: ${line}`) },
+  );
+}
+
+/** Stops the instance and checks that nothing of it is left. */
+export async function stopGateway(gw: LocalInstance): Promise<void> {
+  await gw.stop();
+  const left = namespacesOf(gw.id);
+  if (left.length > 0) throw new Error(`instance ${gw.id} left namespaces ${left.join(", ")}`);
+  if (existsSync(join(STATE_DIR, `${gw.id}.json`)))
+    throw new Error(`instance ${gw.id} left its state file`);
+}
+
+/** Complete stdout lines of a program so far, empty ones left out. */
+export function outputLines(p: NsProcess): string[] {
+  const l = p.stdout.split("\n");
+  l.pop();
+  return l.filter((x) => x !== "");
+}
+
+/** Resolves with `p`, or rejects with `what` after `ms`. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${what}: not done within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// toasim instances, through the CLI (for the tests of the CLI itself)
+
+export interface CliInstance {
   readonly id: string;
   readonly clientNs: string;
   readonly serverNs: string;
@@ -180,11 +234,10 @@ export interface Instance {
 
 /**
  * `toasim up --json ARGS` as a child process; resolves on its ready line.
- * Without a decoder unless ARGS name one: these tests look at what the
- * gateway sends, which a decoder would change on the way (UOA opp).
+ * Without a decoder unless ARGS name one, as startGateway.
  */
-export async function startInstance(args: readonly string[], ms = 20_000): Promise<Instance> {
-  if (!existsSync(join(ROOT, "dist/src/runtime/worker.js"))) {
+export async function startCliInstance(args: readonly string[], ms = 20_000): Promise<CliInstance> {
+  if (!existsSync(join(ROOT, "dist/runtime/worker.js"))) {
     throw new Error("dist/ is missing: run npm run build before the e2e tier");
   }
   const all = args.includes("--decoder") ? args : ["--decoder", "none", ...args];
@@ -212,7 +265,7 @@ export async function startInstance(args: readonly string[], ms = 20_000): Promi
 }
 
 /** SIGTERM to `up`, then `toasim down --id`; returns down's result. */
-export async function stopInstance(inst: Instance): Promise<RunResult> {
+export async function stopCliInstance(inst: CliInstance): Promise<RunResult> {
   await inst.up.stop("SIGTERM", 8000);
   return run([process.execPath, CLI, "down", "--id", inst.id], 20_000);
 }
@@ -228,13 +281,14 @@ export function namespacesOf(id: string): string[] {
   return netnsList().filter((n) => n.startsWith(`toasim-${id}-`));
 }
 
-export async function stats(inst: Instance): Promise<Record<string, number>> {
+/** `toasim stats --id ID --json`. */
+export async function cliStats(inst: { readonly id: string }): Promise<Record<string, number>> {
   const r = await run([process.execPath, CLI, "stats", "--id", inst.id, "--json"], 10_000);
   if (r.code !== 0) throw new Error(`toasim stats: exit ${r.code}: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as Record<string, number>;
 }
 
-export interface Capture {
+export interface CliCapture {
   /**
    * Stops it (SIGINT, as Ctrl-C; SIGKILL after `waitMs`); resolves with the
    * packet count it reported.
@@ -243,12 +297,12 @@ export interface Capture {
 }
 
 /** `toasim capture`; resolves once the instance has opened the file. */
-export async function startCapture(
-  inst: Instance,
+export async function startCliCapture(
+  inst: { readonly id: string },
   side: "client" | "server",
   out: string,
   maxSeconds = 60,
-): Promise<Capture> {
+): Promise<CliCapture> {
   const cap = new Background(
     [
       process.execPath,
@@ -360,49 +414,55 @@ export function netnsPids(ns: string): number[] {
 }
 
 /**
- * An instance (`toasim up ARGS`) with the Node reader server in its server
- * namespace listening on `tcp` (via `toasim exec rs`, so in the decoder's
- * cgroup), for `body`; both are stopped and removed whatever happens.
+ * An instance (up(options), no decoder unless named) with the Node reader
+ * server in its server namespace listening on `tcp` (spawned on the rs
+ * side, so in the decoder's cgroup), for `body`; both are stopped and
+ * removed whatever happens, and nothing of the instance may be left.
  * `quiet`: the reports go to /dev/null (runs of thousands of connections).
  */
 export async function withReaderServer(
-  args: readonly string[],
+  options: UpOptions,
   tcp: string,
   quiet: boolean,
-  body: (inst: Instance) => Promise<void>,
+  body: (gw: LocalInstance) => Promise<void>,
 ): Promise<void> {
-  const inst = await startInstance(args);
-  const ready = join(STATE_DIR, `${inst.id}.e2e-ready`);
-  const reader = [process.execPath, join(ROOT, "examples/node/reader-server.mjs")];
-  const server = new Background(
-    [
-      process.execPath,
-      CLI,
-      "exec",
-      "rs",
-      "--id",
-      inst.id,
-      "--",
-      ...(quiet ? ["sh", "-c", 'exec "$@" >/dev/null', "sh"] : []),
-      ...reader,
-      "--tcp",
-      tcp,
-      "--ready",
-      ready,
-    ],
-    "reader-server",
-  );
-  let down: RunResult | null = null;
-  try {
-    // Polled: the server prints nothing until a client comes, and waitFor
-    // looks again only when output arrives.
-    for (let i = 0; i < 200 && !existsSync(ready) && !server.exited; i++) await sleep(100);
-    if (!existsSync(ready)) throw new Error(`the reader server did not start: ${server.err}`);
-    await body(inst);
-  } finally {
-    await server.stop();
-    rmSync(ready, { force: true });
-    down = await stopInstance(inst);
+  let id = "";
+  {
+    await using gw = await startGateway(options);
+    id = gw.id;
+    const ready = join(STATE_DIR, `${gw.id}.e2e-ready`);
+    try {
+      await using server = gw.spawn("rs", [
+        ...(quiet ? ["sh", "-c", 'exec "$@" >/dev/null', "sh"] : []),
+        process.execPath,
+        join(ROOT, "examples/node/reader-server.mjs"),
+        "--tcp",
+        tcp,
+        "--ready",
+        ready,
+      ]);
+      // Polled: the server prints nothing until a client comes.
+      for (let i = 0; i < 200 && !existsSync(ready) && server.exitStatus === null; i++)
+        await sleep(100);
+      if (!existsSync(ready)) throw new Error(`the reader server did not start: ${server.stderr}`);
+      await body(gw);
+    } finally {
+      rmSync(ready, { force: true });
+    }
   }
-  if (down.code !== 0) throw new Error(`toasim down: exit ${down.code}: ${down.stderr}`);
+  const left = namespacesOf(id);
+  if (left.length > 0) throw new Error(`instance ${id} left namespaces ${left.join(", ")}`);
+}
+
+/** TUN devices this process holds open (a stopped instance holds none). */
+export function tunFdsOpen(): number {
+  let n = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === "/dev/net/tun") n++;
+    } catch {
+      // closed between readdir and readlink
+    }
+  }
+  return n;
 }

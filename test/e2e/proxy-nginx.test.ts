@@ -1,73 +1,31 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { namespacesOf, sleep, startGateway, stopGateway } from "./helpers.js";
+import { apiMissing, type LocalInstance, type NsProcess } from "./toasim-api.js";
 
 // The PROXY v2 profile against a server nobody here wrote: nginx from
 // Debian with `listen ... proxy_protocol` reports the client it parsed.
-
-const BIN = join(import.meta.dirname, "../../bin/toasim.js");
+// The instance is the API's (up()), without a decoder.
 
 function missing(): string | null {
   if (process.getuid?.() !== 0) return "not root";
   if (!existsSync("/dev/net/tun")) return "no /dev/net/tun";
-  if (!existsSync(join(import.meta.dirname, "../../dist/src/runtime/worker.js")))
-    return "not built (npm run build)";
+  if (apiMissing !== null) return apiMissing;
   return commandMissing("nginx", ["-v"]) ?? commandMissing("curl");
 }
 
 const skip = tierUnavailable("e2e", missing());
 
-interface Ready {
-  id: string;
-  clientNs: string;
-  serverNs: string;
-}
-
-function startUp(args: string[]): Promise<{ proc: ChildProcess; ready: Ready }> {
-  const proc = spawn(process.execPath, [BIN, "up", "--json", "--decoder", "none", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => reject(new Error(`toasim up not ready: ${err}`)), 20_000);
-    proc.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf("\n");
-      if (nl >= 0) {
-        clearTimeout(timer);
-        resolve({ proc, ready: JSON.parse(out.slice(0, nl)) as Ready });
-      }
-    });
-    proc.on("exit", (code) => reject(new Error(`toasim up exited ${code}: ${err}`)));
-  });
-}
-
-function stopUp(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null) return resolve();
-    proc.once("exit", () => resolve());
-    proc.kill("SIGTERM");
-  });
-}
-
-function inNs(ns: string, cmd: string[], timeout = 10_000): string {
-  return execFileSync("ip", ["netns", "exec", ns, ...cmd], { encoding: "utf8", timeout });
-}
-
 describe.skipIf(skip !== null)("PROXY v2 to nginx through the gateway", () => {
-  let up: { proc: ChildProcess; ready: Ready };
-  let nginx: ChildProcess;
+  let gw: LocalInstance | undefined;
+  let nginx: NsProcess | undefined;
   const dir = mkdtempSync(join(tmpdir(), "toasim-nginx-"));
 
   beforeAll(async () => {
-    up = await startUp(["--profile", "proxy-v2"]);
+    gw = await startGateway({ profile: "proxy-v2" });
     writeFileSync(
       join(dir, "nginx.conf"),
       `daemon off;
@@ -90,40 +48,25 @@ http {
 }
 `,
     );
-    nginx = spawn(
-      "ip",
-      ["netns", "exec", up.ready.serverNs, "nginx", "-p", dir, "-c", join(dir, "nginx.conf")],
-      {
-        stdio: "ignore",
-      },
-    );
+    nginx = gw.spawn("rs", ["nginx", "-p", dir, "-c", join(dir, "nginx.conf")]);
     // Ready when it accepts connections in its namespace.
     for (let i = 0; i < 50; i++) {
-      try {
-        inNs(up.ready.serverNs, [
-          "curl",
-          "-s",
-          "-m",
-          "1",
-          "-o",
-          "/dev/null",
-          "http://192.0.2.10:8080/",
-        ]);
-      } catch {
-        // Before nginx listens curl fails to connect; a PROXY-less request is refused later.
-      }
+      // Before nginx listens curl fails to connect; a PROXY-less request is refused later.
+      await gw.exec("rs", ["curl", "-s", "-m", "1", "-o", "/dev/null", "http://192.0.2.10:8080/"], {
+        timeoutMs: 10_000,
+      });
       if (existsSync(join(dir, "nginx.pid")) || readLog(join(dir, "error.log")).includes("start"))
         break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   });
 
   afterAll(async () => {
-    nginx?.kill("SIGTERM");
-    if (up) await stopUp(up.proc);
-    if (up) execFileSync(process.execPath, [BIN, "down", "--id", up.ready.id], { stdio: "ignore" });
-    const left = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-    if (up) expect(left).not.toContain(up.ready.id);
+    await nginx?.stop();
+    if (gw) {
+      await stopGateway(gw);
+      expect(namespacesOf(gw.id)).toEqual([]);
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -135,19 +78,15 @@ http {
     it(`${family}: nginx reports the client address and port from the PROXY header`, async () => {
       let body = "";
       for (let i = 0; i < 20 && body === ""; i++) {
-        try {
-          body = inNs(up.ready.clientNs, [
-            "curl",
-            "-s",
-            "-m",
-            "3",
-            "-w",
-            " local=%{local_port}",
-            url,
-          ]);
-        } catch {
-          await new Promise((r) => setTimeout(r, 200));
-        }
+        const r = await gw!.exec(
+          "client",
+          ["curl", "-s", "-m", "3", "-w", " local=%{local_port}", url],
+          {
+            timeoutMs: 10_000,
+          },
+        );
+        if (r.code === 0) body = r.stdout;
+        else await sleep(200);
       }
       const m = /client=(\S+) port=(\d+) peer=(\S+)\s+local=(\d+)/.exec(body);
       expect(m, body).not.toBeNull();

@@ -1,7 +1,7 @@
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, expect, it } from "vitest";
-import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
+import { ebpfUnavailable } from "../../src/decoder/availability.js";
 import { describeTier } from "../helpers/tier.js";
 import { CLI, e2eMissing, netnsList, ROOT, run, sh } from "./helpers.js";
 

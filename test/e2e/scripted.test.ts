@@ -1,12 +1,15 @@
 import { expect, it } from "vitest";
-import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
+import { ebpfUnavailable } from "../../src/decoder/availability.js";
 import { describeTier } from "../helpers/tier.js";
-import { CLI, e2eMissing, type Instance, run, stats, withReaderServer } from "./helpers.js";
+import { CLI, e2eMissing, run, withReaderServer } from "./helpers.js";
+import type { Instance, LocalInstance } from "./toasim-api.js";
 
 /**
- * Scripted clients (`toasim client run`) against a real server behind the
- * live gateway and the eBPF decoder: the server's own getpeername answer,
- * sent back in its report, must be each connection's address and port.
+ * Scripted clients (`toasim client run`, and runClients() of the API)
+ * against a real server behind the live gateway and the eBPF decoder: the
+ * server's own getpeername answer, sent back in its report, must be each
+ * connection's address and port. The instances are the API's (up()); the
+ * CLI's flags, JSON and exit code are checked where they are the subject.
  * The 100,000-connection run is `npm run bench:scripted`, which reports
  * the rate; here: enough connections and addresses to show every path.
  */
@@ -25,16 +28,20 @@ interface Results {
   rate: number;
 }
 
-function withServer(profile: string, body: (inst: Instance) => Promise<void>): Promise<void> {
-  return withReaderServer(["--profile", profile, "--decoder", "ebpf"], "[::]:8080", true, body);
+function withServer(
+  profile: "dpvs" | "tencent",
+  body: (gw: LocalInstance) => Promise<void>,
+): Promise<void> {
+  return withReaderServer({ profile, decoder: "ebpf" }, "[::]:8080", true, body);
 }
 
+/** `toasim client run --id ID --json ARGS` against the instance. */
 async function clients(
-  inst: Instance,
+  gw: Instance,
   ...args: string[]
 ): Promise<{ code: number | null; r: Results; err: string }> {
   const p = await run(
-    [process.execPath, CLI, "client", "run", "--id", inst.id, "--json", ...args],
+    [process.execPath, CLI, "client", "run", "--id", gw.id, "--json", ...args],
     300_000,
   );
   const line = p.stdout.trim().split("\n").pop() ?? "";
@@ -44,13 +51,13 @@ async function clients(
 
 describeTier("e2e (scripted clients)", missing, "scripted clients through the live gateway", () => {
   it("5,000 connections from 100 IPv4 addresses and 5,000 from 1,000 IPv6 ones: every server view is the client's", async () => {
-    await withServer("dpvs", async (inst) => {
-      const v4 = await clients(inst, "--connections", "5000", "--sources", "100");
+    await withServer("dpvs", async (gw) => {
+      const v4 = await clients(gw, "--connections", "5000", "--sources", "100");
       expect(v4.r.mismatches).toEqual([]);
       expect(v4.r).toMatchObject({ ok: true, opened: 5000, completed: 5000, matched: 5000 });
       expect(v4.code).toBe(0);
       const v6 = await clients(
-        inst,
+        gw,
         "--to",
         "[2001:db8:f::10]:80",
         "--sources",
@@ -61,46 +68,34 @@ describeTier("e2e (scripted clients)", missing, "scripted clients through the li
       );
       expect(v6.r.mismatches).toEqual([]);
       expect(v6.r).toMatchObject({ ok: true, completed: 5000, matched: 5000 });
-      const s = await stats(inst);
-      expect(s["connectionsCreated"]).toBe(10_000);
-      expect(s["carriersInserted"]).toBeGreaterThanOrEqual(10_000);
+      const s = await gw.stats();
+      expect(s.connectionsCreated).toBe(10_000);
+      expect(s.carriersInserted).toBeGreaterThanOrEqual(10_000);
     });
   }, 400_000);
 
-  it("a forged client TOA is stripped; the server sees the real client", async () => {
-    await withServer("dpvs", async (inst) => {
-      const { r } = await clients(
-        inst,
-        "--connections",
-        "50",
-        "--sources",
-        "10",
-        "--data-on-ack",
-        "--ack",
-        "nop,nop,toa:254:198.51.100.99:1234",
-      );
-      expect(r).toMatchObject({ ok: true, matched: 50 });
-      expect((await stats(inst))["clientToaStripped"]).toBe(50);
+  it("a forged client TOA is stripped; the server sees the real client (runClients)", async () => {
+    await withServer("dpvs", async (gw) => {
+      const done = await gw.runClients({
+        target: "203.0.113.10:80",
+        connections: 50,
+        sources: 10,
+        dataOnAck: true,
+        ack: ["nop", "nop", "toa:254:198.51.100.99:1234"],
+      });
+      const r = done.results;
+      expect(r.mismatches).toEqual([]);
+      // ok, as `toasim client run` counts it: every connection completed and matched.
+      expect(r).toMatchObject({ opened: 50, completed: 50, matched: 50, mismatched: 0 });
+      expect(done.active).toBe(0);
+      expect((await gw.stats()).clientToaStripped).toBe(50);
     });
   }, 120_000);
 
   it("reports the connections whose server saw the gateway, and exits 1", async () => {
-    await withServer("tencent", async (inst) => {
-      const f = await run(
-        [
-          process.execPath,
-          CLI,
-          "fault",
-          "set",
-          "--id",
-          inst.id,
-          "--fault",
-          "to-server:handshake-ack:drop",
-        ],
-        15_000,
-      );
-      expect(f.code).toBe(0);
-      const { code, r } = await clients(inst, "--connections", "20", "--sources", "20");
+    await withServer("tencent", async (gw) => {
+      expect(await gw.setFaults({ rules: ["to-server:handshake-ack:drop"] })).toEqual({ rules: 1 });
+      const { code, r } = await clients(gw, "--connections", "20", "--sources", "20");
       expect(code).toBe(1);
       expect(r).toMatchObject({ ok: false, completed: 20, matched: 0, mismatched: 20 });
       expect(r.mismatches[0]?.seen).toMatch(/^192\.0\.2\.1\d\d port \d+$/);

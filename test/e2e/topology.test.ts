@@ -1,13 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -28,6 +20,7 @@ import {
   type Topology,
 } from "../../src/tun/topology.js";
 import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { tunFdsOpen } from "./helpers.js";
 
 // Tier 3 (privileged): real namespaces, real TUN devices, real sockets. The
 // checks read the kernel's view with `ip` and move real datagrams through
@@ -73,18 +66,6 @@ function netnsList(): string[] {
     .split("\n")
     .map((l) => l.split(" ")[0] ?? "")
     .filter((n) => n !== "");
-}
-
-function tunFdsOpen(): number {
-  let n = 0;
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === "/dev/net/tun") n++;
-    } catch {
-      // closed between readdir and readlink
-    }
-  }
-  return n;
 }
 
 /** Not gone and not a zombie (whoever reaps orphans here may take its time). */

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ebpfUnavailable } from "../../src/cli/decoder-flags.js";
+import { ebpfUnavailable } from "../../src/decoder/availability.js";
 import { runProcess } from "../../src/run-process.js";
 import { readScenario } from "../../src/scenario/format.js";
 import {
@@ -50,7 +50,7 @@ function missing(): string | null {
     if (m !== null) return m;
   }
   if (!existsSync("/bin/busybox")) return "/bin/busybox missing (busybox-static)";
-  if (!existsSync(join(ROOT, "dist/test/decoder-run/scenario.js")))
+  if (!existsSync(join(ROOT, "build/test/decoder-run/scenario.js")))
     return "not built (npm run build)";
   return null;
 }
@@ -114,7 +114,7 @@ describeTier("kernel", kernelMissing, "the toasim module on Debian kernels under
     const rec = await runAsync(
       [
         process.execPath,
-        join(ROOT, "dist/test/decoder-run/record.js"),
+        join(ROOT, "build/test/decoder-run/record.js"),
         "--dir",
         join(PARITY, "pcaps"),
       ],
@@ -125,7 +125,7 @@ describeTier("kernel", kernelMissing, "the toasim module on Debian kernels under
     const rep = await runAsync(
       [
         process.execPath,
-        join(ROOT, "dist/test/decoder-run/replay.js"),
+        join(ROOT, "build/test/decoder-run/replay.js"),
         "--dir",
         join(PARITY, "pcaps"),
         "--decoder",
@@ -194,7 +194,7 @@ describeTier("kernel", kernelMissing, "the toasim module on Debian kernels under
             "1500",
             "--",
             "node",
-            "dist/test/decoder-run/scenario.js",
+            "build/test/decoder-run/scenario.js",
             "--decoder",
             "module",
             "--module",

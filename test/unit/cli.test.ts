@@ -77,7 +77,8 @@ describe("toasim craft", () => {
 
 describe("fault flags (toasim up --fault, toasim fault set)", () => {
   it("reads one rule a word, as the object a scenario file writes", async () => {
-    const { faultSpecToRule } = await import("../../src/cli/fault-flags.js");
+    const { faultSpecToRule: parse } = await import("../../src/fullnat-sim/fault-spec.js");
+    const faultSpecToRule = (spec: string) => parse(spec, "--fault");
     expect(faultSpecToRule("to-server:handshake-ack:drop,count=1")).toEqual({
       direction: "to-server",
       class: "handshake-ack",

@@ -364,7 +364,9 @@ describe("fault rules from their plain form", () => {
   };
 
   it("names the key and says what is wrong", () => {
-    expect(err([])).toBe("faults[0]: a fault rule is an object");
+    expect(err([])).toBe(
+      "faults[0]: a fault rule is an object, or a string DIRECTION:CLASS:ACTION[,KEY=VALUE...]",
+    );
     expect(err({ action: "drop", colour: 1 })).toBe("faults[0].colour: unknown key");
     expect(err({ action: "explode" })).toMatch(
       /^faults\[0\]\.action: "explode" is not one of drop, duplicate/,

@@ -65,7 +65,7 @@ const NOPROTO = { ok: false, errno: 92, error: "ENOPROTOOPT" };
  * layer's output being fresh is what counts here.
  */
 function ensureBuilt(): void {
-  const built = join(ROOT, "dist/src/sockopt/index.js");
+  const built = join(ROOT, "dist/sockopt/index.js");
   const srcDir = join(ROOT, "src/sockopt");
   const fresh = (): boolean => {
     const newest = Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs));

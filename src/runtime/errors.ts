@@ -1,0 +1,28 @@
+/**
+ * The runtime layer's error: a running instance could not do what it was
+ * asked (unreachable, busy, refused by its worker, already stopped).
+ */
+export const RuntimeErrorCode = {
+  /** The control socket of the instance cannot be reached. */
+  unreachable: "UNREACHABLE",
+  /** The same kind of request is already under way (a capture of that side, scripted clients). */
+  busy: "BUSY",
+  /** The packet worker or the control server said no; the message says why. */
+  refused: "REFUSED",
+  /** The instance has stopped. */
+  stopped: "STOPPED",
+  /** The packet worker failed; the instance stops. */
+  workerFailed: "WORKER_FAILED",
+} as const;
+export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];
+
+export class RuntimeError extends Error {
+  override readonly name = "RuntimeError";
+  constructor(
+    readonly code: RuntimeErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
