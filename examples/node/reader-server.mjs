@@ -4,7 +4,8 @@
 // kmod/include/uapi/toasim.h and reports what it got as one JSON line, on
 // stdout and back to the client. examples/c/reader-server.c and
 // examples/python/reader_server.py take the same flags and print the same
-// report; only "reader" differs. Run `npm run build` first.
+// report; only "reader" differs. It imports the readers as a user does,
+// from "toasim/sockopt" (in a checkout: after npm run build).
 //
 //   node examples/node/reader-server.mjs --tcp 192.0.2.10:8080 --udp 192.0.2.10:5353
 //

@@ -6,9 +6,10 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { cpioArchive } from "../../src/vm/cpio.js";
 import { VmError } from "../../src/vm/errors.js";
-import { initScript, jobScript, shellQuote } from "../../src/vm/guest-init.js";
+import { initScript, JOB_TAG, jobScript, START_MARK, shellQuote } from "../../src/vm/guest-init.js";
 import { kernelSeries } from "../../src/vm/kernels.js";
 import { ModuleTree, moduleName, parseModInfo } from "../../src/vm/kmod-files.js";
+import { runVm, SYSTEM_MODULES } from "../../src/vm/qemu-run.js";
 import { commandMissing, tierUnavailable } from "../helpers/tier.js";
 import { runCli } from "./helpers/cli.js";
 
@@ -119,30 +120,30 @@ describe("guest scripts", () => {
   });
 });
 
-describe("kernel modules' .modinfo", () => {
-  /** A minimal ELF64 LE file with a section-name table and one .modinfo section. */
-  function elf(modinfo: string): Uint8Array {
-    const names = Buffer.from("\0.shstrtab\0.modinfo\0");
-    const info = Buffer.from(modinfo);
-    const shoff = 64 + names.length + info.length;
-    const b = Buffer.alloc(shoff + 3 * 64);
-    b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1], 0);
-    b.writeBigUInt64LE(BigInt(shoff), 0x28);
-    b.writeUInt16LE(64, 0x3a);
-    b.writeUInt16LE(3, 0x3c);
-    b.writeUInt16LE(1, 0x3e);
-    names.copy(b, 64);
-    info.copy(b, 64 + names.length);
-    const sh = (i: number, name: number, off: number, size: number): void => {
-      b.writeUInt32LE(name, shoff + i * 64);
-      b.writeBigUInt64LE(BigInt(off), shoff + i * 64 + 24);
-      b.writeBigUInt64LE(BigInt(size), shoff + i * 64 + 32);
-    };
-    sh(1, 1, 64, names.length);
-    sh(2, 11, 64 + names.length, info.length);
-    return b;
-  }
+/** A minimal ELF64 LE file with a section-name table and one .modinfo section. */
+function elf(modinfo: string): Uint8Array {
+  const names = Buffer.from("\0.shstrtab\0.modinfo\0");
+  const info = Buffer.from(modinfo);
+  const shoff = 64 + names.length + info.length;
+  const b = Buffer.alloc(shoff + 3 * 64);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1], 0);
+  b.writeBigUInt64LE(BigInt(shoff), 0x28);
+  b.writeUInt16LE(64, 0x3a);
+  b.writeUInt16LE(3, 0x3c);
+  b.writeUInt16LE(1, 0x3e);
+  names.copy(b, 64);
+  info.copy(b, 64 + names.length);
+  const sh = (i: number, name: number, off: number, size: number): void => {
+    b.writeUInt32LE(name, shoff + i * 64);
+    b.writeBigUInt64LE(BigInt(off), shoff + i * 64 + 24);
+    b.writeBigUInt64LE(BigInt(size), shoff + i * 64 + 32);
+  };
+  sh(1, 1, 64, names.length);
+  sh(2, 11, 64 + names.length, info.length);
+  return b;
+}
 
+describe("kernel modules' .modinfo", () => {
   it("reads name, depends and vermagic; names compare with - and _ alike", () => {
     const m = parseModInfo(
       elf(
@@ -247,5 +248,95 @@ describe("toasim vm flags", () => {
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.out) as { series: string }[];
     expect(rows.map((x) => x.series)).toEqual(["5.10", "6.1", "6.12", "sid"]);
+  });
+});
+
+describe.skipIf(busybox)("booting (a stand-in QEMU on PATH)", () => {
+  /**
+   * A fake qemu-system-x86_64: it finds the console socket and the job
+   * folder in its arguments, as QEMU would pass them to the guest, and plays
+   * a guest that panics while booting on the boots `panics` lists, or runs
+   * the command (exit code 0) otherwise.
+   */
+  function fakeQemu(bin: string, panics: readonly number[]): void {
+    const script = `#!${process.execPath}
+const fs = require("node:fs"), net = require("node:net"), path = require("node:path");
+const args = process.argv.slice(2);
+const con = /path=([^,]+)/.exec(args[args.indexOf("-chardev") + 1])[1];
+const job = args.map((a) => /^local,path=([^,]+),mount_tag=${JOB_TAG},/.exec(a)).find(Boolean)[1];
+const count = path.join(${JSON.stringify(bin)}, "boots");
+const boot = (fs.existsSync(count) ? Number(fs.readFileSync(count, "utf8")) : 0) + 1;
+fs.writeFileSync(count, String(boot));
+const s = net.connect(con, () => {
+  if (${JSON.stringify(panics)}.includes(boot)) {
+    s.end("[    2.4] Kernel panic - not syncing: Fatal exception in interrupt\\n");
+  } else {
+    s.write(${JSON.stringify(START_MARK)} + "\\n");
+    fs.writeFileSync(path.join(job, "rc"), "0\\n");
+    s.end();
+  }
+});
+s.on("close", () => process.exit(0));
+`;
+    writeFileSync(join(bin, "qemu-system-x86_64"), script, { mode: 0o755 });
+  }
+
+  async function boot(panics: readonly number[]) {
+    const root = mkdtempSync(join(dir, "boot-"));
+    const bin = join(root, "bin");
+    const mods = join(root, "modules");
+    mkdirSync(bin);
+    for (const name of SYSTEM_MODULES) {
+      mkdirSync(join(mods, "kernel"), { recursive: true });
+      writeFileSync(join(mods, "kernel", `${name}.ko`), elf(`name=${name}\0depends=\0`));
+    }
+    fakeQemu(bin, panics);
+    const lines: string[] = [];
+    const PATH = process.env["PATH"];
+    process.env["PATH"] = `${bin}:${PATH}`;
+    try {
+      const r = await runVm({
+        kernel: {
+          series: "6.1",
+          abi: "6.1.0-0-amd64",
+          version: "0",
+          vmlinuz: join(root, "vmlinuz"),
+          modulesDir: mods,
+          headersDir: root,
+          packages: [],
+        },
+        argv: ["true"],
+        stdout: () => {},
+        stderr: () => {},
+        progress: (l) => lines.push(l),
+        timeoutSec: 30,
+      });
+      return { r, lines, boots: Number(readFileSync(join(bin, "boots"), "utf8")) };
+    } finally {
+      process.env["PATH"] = PATH;
+    }
+  }
+
+  it("boots once more when the kernel panics before the command starts, and says so", async () => {
+    const { r, lines, boots } = await boot([1]);
+    expect(boots).toBe(2);
+    expect(r.exitCode).toBe(0);
+    expect(lines.join("\n")).toMatch(
+      /panicked while booting, before the command started \(Kernel panic - not syncing: Fatal exception in interrupt\); booting it again/,
+    );
+  });
+
+  it("a second panic is the result: a VmError quoting the console", async () => {
+    const e = await boot([1, 2]).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(VmError);
+    expect((e as Error).message).toMatch(/without the command's exit code[\s\S]*Kernel panic/);
+  });
+
+  it("a boot that works is not repeated", async () => {
+    const { boots } = await boot([]);
+    expect(boots).toBe(1);
   });
 });
