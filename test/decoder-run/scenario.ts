@@ -525,7 +525,7 @@ async function unloadPhase(): Promise<void> {
       inst.clientNs,
       "sh",
       "-c",
-      "for i in $(seq 1 30); do echo churn | socat -t 3 -T 20 - TCP4:203.0.113.10:81 | head -n 1; done",
+      "for i in $(seq 1 30); do echo churn | socat -t 20 -T 20 - TCP4:203.0.113.10:81 | head -n 1; done",
     ]);
     await churn.until(() => lines(churn!) >= 3, 60_000, "first churn reports");
     const before = await stats();

@@ -677,6 +677,11 @@ async function malformedAndFlood(gw: LocalInstance): Promise<void> {
   expect(seenByGateway).toBe(sent.length);
   expect(forwarded).toBe(0);
   const s1 = await gw.stats();
+  // A SYN the kernel could not queue to tun-c (the gateway busy, the machine
+  // loaded) is dropped and counted there, before the gateway sees it.
+  const tunDropped = async () =>
+    Number((await gw.exec("client", ["cat", "/sys/class/net/tun-c/statistics/tx_dropped"])).stdout);
+  const dropped1 = await tunDropped();
 
   // 2,000 SYNs from 44 client addresses and as many source ports.
   const flood = await gw.exec("client", ["python3", "-c", RAW, "flood", "2000"], {
@@ -685,10 +690,15 @@ async function malformedAndFlood(gw: LocalInstance): Promise<void> {
   expect(flood.code, `flood: ${flood.stderr}`).toBe(0);
   expect((JSON.parse(flood.stdout) as { sent: number }).sent).toBe(2000);
   let s2 = await gw.stats();
-  for (let t = 0; t < 50 && delta(s1, s2, "connectionsCreated") < 2000; t++) {
+  let queueDrops = (await tunDropped()) - dropped1;
+  for (let t = 0; t < 50 && delta(s1, s2, "connectionsCreated") + queueDrops < 2000; t++) {
     await sleep(200);
     s2 = await gw.stats();
+    queueDrops = (await tunDropped()) - dropped1;
   }
+  // Every SYN became a connection, or was dropped by the kernel's queue (a few, under load).
+  expect(delta(s1, s2, "connectionsCreated") + queueDrops).toBe(2000);
+  expect(queueDrops).toBeLessThan(200);
   expect(gw.failure(), "the packet worker failed during the SYN flood").toBeNull();
 
   const curl = await gw.exec(
@@ -707,8 +717,8 @@ async function malformedAndFlood(gw: LocalInstance): Promise<void> {
       )}; connectionsCreated ${s3["connectionsCreated"]}, connectionsActive ${s3["connectionsActive"]}`,
   );
   expect(s3.dropMalformed).toBeGreaterThan(0);
-  expect(s3.connectionsCreated).toBeGreaterThanOrEqual(2000);
-  expect(delta(s1, s3, "connectionsCreated")).toBeGreaterThanOrEqual(2001);
+  expect(s3.connectionsCreated + queueDrops).toBeGreaterThanOrEqual(2000);
+  expect(delta(s1, s3, "connectionsCreated") + queueDrops).toBeGreaterThanOrEqual(2001);
 }
 
 // ---------------------------------------------------------------------------
