@@ -20,9 +20,12 @@ cd "$(dirname "$0")/.."
 #   clang, bpftool, libbpf-dev (headers, and libbpf1 for the loader): the
 #     eBPF decoder, compiled on first use against this kernel's BTF.
 #   python3-jsonschema: the independent check of scenarios/scenario.schema.json.
+#   chromium: a real browser, headless, renders the HTML reports of `toasim
+#     check` and `toasim scenario run --report` and reports console errors
+#     (test/e2e/check-report-browser.test.ts).
 DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils
   qemu-system-x86 busybox-static gcc make libc6-dev dwarves xz-utils zstd kmod
-  clang bpftool libbpf-dev python3-jsonschema"
+  clang bpftool libbpf-dev python3-jsonschema chromium"
 
 missing=""
 for p in $DEBS; do

@@ -5,6 +5,7 @@ import {
   DEFAULT_TIMEOUTS,
   type GatewayConfig,
   type ServiceConfig,
+  type Timeouts,
 } from "../fullnat-sim/config.js";
 import { GatewayError } from "../fullnat-sim/errors.js";
 import { type FaultConfig, parseFaultConfig } from "../fullnat-sim/faults.js";
@@ -128,8 +129,55 @@ export interface UpOptions {
   readonly mtu?: number;
   /** Connection table limit (default 1,000,000). */
   readonly maxConnections?: number;
+  /**
+   * Seconds a connection lives without packets, by state (defaults: syn 30,
+   * established 900, fin 120, close 10, udp 300). Shorter ones reproduce
+   * what a gateway does to an idle flow without waiting minutes.
+   */
+  readonly timeouts?: TimeoutOptions;
   readonly faults?: FaultsSpec | null;
   readonly decoder?: DecoderMode | DecoderOptions;
+}
+
+export interface TimeoutOptions {
+  readonly syn?: number;
+  readonly established?: number;
+  readonly fin?: number;
+  readonly close?: number;
+  readonly udp?: number;
+}
+
+/** TimeoutOptions' keys, and the gateway's Timeouts field each sets. */
+const TIMEOUT_KEYS = {
+  syn: "tcpSyn",
+  established: "tcpEstablished",
+  fin: "tcpFin",
+  close: "tcpClose",
+  udp: "udp",
+} as const satisfies Record<keyof TimeoutOptions, keyof Timeouts>;
+
+/** The timeouts option, checked: an object, or the text form "udp=2,syn=5". */
+export function timeoutsOf(raw: unknown): Timeouts {
+  if (raw === undefined) return DEFAULT_TIMEOUTS;
+  let o = raw;
+  if (typeof raw === "string") {
+    const pairs: [string, string][] = [];
+    for (const item of raw.split(",").map((x) => x.trim())) {
+      const m = /^([a-z]+)=(.*)$/.exec(item);
+      if (m === null) badOption("timeouts", `"${item}" is not STATE=SECONDS (e.g. udp=2)`);
+      pairs.push([m[1]!, m[2]!]);
+    }
+    o = Object.fromEntries(pairs);
+  }
+  if (!isObject(o)) badOption("timeouts", "an object of seconds by state, or STATE=SECONDS,...");
+  const out: { -readonly [K in keyof Timeouts]: number } = { ...DEFAULT_TIMEOUTS };
+  const known = Object.keys(TIMEOUT_KEYS).join(", ");
+  for (const [k, v] of Object.entries(o)) {
+    if (!Object.hasOwn(TIMEOUT_KEYS, k))
+      badOption(`timeouts.${k}`, `unknown state (known: ${known})`);
+    out[TIMEOUT_KEYS[k as keyof TimeoutOptions]] = int(v, `timeouts.${k}`, 1, 86_400) * 1000;
+  }
+  return out;
 }
 
 /** An instance's options, checked and turned into what the runtime runs. */
@@ -386,6 +434,7 @@ const UP_KEYS = [
   "scheduler",
   "mtu",
   "maxConnections",
+  "timeouts",
   "faults",
   "decoder",
 ] as const satisfies readonly (keyof UpOptions)[];
@@ -428,7 +477,7 @@ export function resolveUpInput(raw: unknown): ResolvedUp {
     portMax: DEFAULT_PORTS.max,
     mtu: int(o.mtu ?? 1500, "mtu", 576, 65535),
     maxConnections: int(o.maxConnections ?? 1_000_000, "maxConnections", 1, 10_000_000),
-    timeouts: DEFAULT_TIMEOUTS,
+    timeouts: timeoutsOf(o.timeouts),
   };
   return {
     config,

@@ -4,7 +4,7 @@ import { CliError } from "./errors.js";
 /**
  * `toasim up --config FILE`: the options of an instance as JSON, in the
  * words of the API's up() ({"profile", "settings", "services", "scheduler",
- * "mtu", "maxConnections", "faults", "decoder"}); values are checked by the
+ * "mtu", "maxConnections", "timeouts", "faults", "decoder"}); values are checked by the
  * API, which names the key at fault.
  */
 export function readConfigFile(path: string): Record<string, unknown> {

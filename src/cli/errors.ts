@@ -29,6 +29,13 @@ const OPTION_FLAGS: Readonly<Record<string, string>> = {
   "faults.rules": "--fault",
   settings: "--profile",
   options: "--config",
+  timeouts: "--timeout",
+  // toasim check's lists.
+  profiles: "--profile",
+  cases: "--case",
+  families: "--family",
+  readers: "--reader",
+  kernels: "--kernel",
 };
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

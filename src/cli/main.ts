@@ -10,6 +10,7 @@ import { ScenarioError } from "../scenario/errors.js";
 import { SockoptError } from "../sockopt/errors.js";
 import { TunError } from "../tun/errors.js";
 import { VmError } from "../vm/errors.js";
+import { registerCheck } from "./check.js";
 import { registerClient } from "./client.js";
 import { registerCraft } from "./craft.js";
 import { registerDecoder } from "./decoder.js";
@@ -54,6 +55,7 @@ export function program(io: Io = processIo): Command {
   registerDemo(program, io);
   registerCraft(program, io);
   registerScenario(program, io);
+  registerCheck(program, io);
   registerClient(program, io);
   registerFault(program, io);
   registerDecoder(program, io);

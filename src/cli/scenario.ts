@@ -1,3 +1,5 @@
+import { writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import {
   checkScenario,
@@ -9,6 +11,8 @@ import {
   scenarioPassed,
   type VariantOutcome,
 } from "../api/scenarios.js";
+import { scenarioReportHtml } from "../check/report-html.js";
+import { packageVersion } from "../package-files.js";
 import { ScenarioError } from "../scenario/errors.js";
 import type { Scenario } from "../scenario/format.js";
 import { CliError } from "./errors.js";
@@ -16,6 +20,7 @@ import type { Io } from "./io.js";
 
 interface RunFlags {
   all?: boolean;
+  report?: string;
   variant: string;
   json?: boolean;
   out: string;
@@ -42,6 +47,10 @@ export function registerScenario(program: Command, io: Io): void {
       "out/scenarios",
     )
     .option("--json", "one JSON object: {ok, scenarios: [{name, file, results: [...]}]}")
+    .option(
+      "--report <file>",
+      "also write an HTML report (expectations, ladder diagrams of the pcaps)",
+    )
     .description(
       "Each scenario sets up an instance (profile, services, faults, the decoder this machine has: a loaded TOA/UOA module, else the eBPF decoder), starts a reader server, plays its steps, and checks what the server saw and the counters. Its bug variant is the same run with the gateway's fault switched on: it passes when the documented symptom appears and exactly the documented healthy expectations fail. With a TOA/UOA module loaded, --variant both skips (and says so) a bug variant that needs no decoder. Exit code 0 only when every variant run passed. The format is described in docs/scenarios.md.",
     )
@@ -141,6 +150,8 @@ async function runAll(names: string[], f: RunFlags, io: Io): Promise<number> {
   if (!["healthy", "bug", "both"].includes(f.variant))
     throw new CliError("BAD_FLAG", "--variant", `"${f.variant}" is not one of healthy, bug, both`);
   const variant = f.variant as "healthy" | "bug" | "both";
+  const t0 = Date.now();
+  const startedAt = new Date().toISOString();
   // Every file is read and checked before anything runs.
   const list = files(names).map((file) => ({ file, s: checked(file) }));
   const say = (line: string) => (f.json ? io.err(`${line}\n`) : io.out(`${line}\n`));
@@ -156,6 +167,22 @@ async function runAll(names: string[], f: RunFlags, io: Io): Promise<number> {
       },
     });
     ran.push(run);
+  }
+  if (f.report !== undefined) {
+    try {
+      writeFileSync(
+        f.report,
+        scenarioReportHtml(ran, {
+          reportDir: dirname(resolve(f.report)),
+          toasimVersion: packageVersion(),
+          startedAt,
+          durationMs: Date.now() - t0,
+        }),
+      );
+    } catch (e) {
+      throw new CliError("IO", "--report", `cannot write ${f.report}: ${(e as Error).message}`, 1);
+    }
+    io.err(`toasim scenario: report in ${f.report}\n`);
   }
   const runs = ran.flatMap((r) => r.results.filter((x) => !("skipped" in x)));
   const skipped = ran.reduce((n, r) => n + r.results.filter((x) => "skipped" in x).length, 0);

@@ -27,6 +27,7 @@ interface UpFlags extends ProfileFlags, DecoderFlags, FaultFlags {
   config?: string;
   mtu?: string;
   maxConnections?: string;
+  timeout?: string[];
   json?: boolean;
 }
 
@@ -63,6 +64,10 @@ export function registerUp(program: Command, io: Io): void {
     .option("--mtu <bytes>", "path MTU toward the server (default 1500)")
     .option("--max-connections <n>", "connection table limit (default 1000000)")
     .option(
+      "--timeout <state=seconds...>",
+      "idle timeout of a connection by state, repeatable or comma-separated: syn (30), established (900), fin (120), close (10), udp (300)",
+    )
+    .option(
       "--json",
       "print the ready line as JSON: {ready, id, clientNs, serverNs, profile, decoder, rsCgroup, decoderNote, services}",
     )
@@ -73,6 +78,7 @@ export function registerUp(program: Command, io: Io): void {
         "  toasim up --profile dpvs\n" +
         "  toasim up --profile lvs --service tcp:203.0.113.10:443=192.0.2.10:8443,192.0.2.11:8443\n" +
         "  toasim up --profile dpvs --uoa ipo --max-trail 5\n" +
+        "  toasim up --profile dpvs --timeout udp=5,established=60\n" +
         "  toasim up --config gateway.json\n" +
         "  toasim up --profile tencent --fault to-server:handshake-ack:drop,count=1\n" +
         "  toasim up --profile dpvs --fault to-server:toa:corrupt=tcp-option:254:1,set=6 --link-mtu server=1400",
@@ -101,6 +107,7 @@ export function upOptionsOf(f: UpFlags): {
   if (f.scheduler !== undefined) flags["scheduler"] = f.scheduler;
   if (f.mtu !== undefined) flags["mtu"] = f.mtu;
   if (f.maxConnections !== undefined) flags["maxConnections"] = f.maxConnections;
+  if (f.timeout !== undefined && f.timeout.length > 0) flags["timeouts"] = f.timeout.join(",");
   const decoder = decoderOf(f);
   if (Object.keys(decoder).length > 0) flags["decoder"] = decoder;
   const faults = faultsOf(f, file["faults"]);

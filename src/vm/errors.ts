@@ -27,11 +27,14 @@ export type VmErrorCode = (typeof VmErrorCode)[keyof typeof VmErrorCode];
 
 export class VmError extends Error {
   override readonly name = "VmError";
+  /** BUILD_FAILED: the compiler's first error line, the one to fix first. */
+  readonly firstError: string | null;
   constructor(
     readonly code: VmErrorCode,
     message: string,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; firstError?: string } = {},
   ) {
     super(message, "cause" in options ? { cause: options.cause } : undefined);
+    this.firstError = options.firstError ?? null;
   }
 }

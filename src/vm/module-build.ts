@@ -67,9 +67,11 @@ export async function buildModule(
   const log = `${r.stdout}${r.stderr}`;
   writeFileSync(join(dir, "build.log"), log);
   if (r.code !== 0) {
+    const first = firstError(log, dir, src);
     throw new VmError(
       VmErrorCode.buildFailed,
-      `building ${src} against ${kernel.abi} failed (log: ${join(dir, "build.log")}):\n${tail(log, 25)}`,
+      `building ${src} against ${kernel.abi} failed${first ? `: ${first}` : ""} (log: ${join(dir, "build.log")}):\n${tail(log, 25)}`,
+      first ? { firstError: first } : {},
     );
   }
   const order = join(dir, "modules.order");
@@ -105,4 +107,12 @@ export async function buildModule(
     note: toolchain.note,
     log,
   };
+}
+
+/** The compiler's first error, with the build copy's path shown as the source's. */
+export function firstError(log: string, buildDir: string, source: string): string | null {
+  const line =
+    log.split("\n").find((l) => /\berror:/.test(l)) ??
+    log.split("\n").find((l) => /^make(\[\d+\])?: \*\*\*/.test(l));
+  return line === undefined ? null : line.replaceAll(`${buildDir}/`, `${basename(source)}/`).trim();
 }
