@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { up } from "../api/up.js";
 import { shippedPath } from "../package-files.js";
 import { slabSnapshot, slabVerdict, unload } from "./health.js";
@@ -17,6 +18,7 @@ export interface GuestResult {
   readonly kernel: string;
   readonly cases: readonly CaseResult[];
   readonly unload: string;
+  readonly unloadOk: boolean;
   readonly memory: string;
   readonly memoryOk: boolean;
 }
@@ -39,20 +41,74 @@ export async function runGuestCheck(
   // (caches, modules loaded on demand) is already there.
   const before = slabSnapshot();
   const burst = await connectionBurst();
+  const unloaded = await unloadUnderLoad(moduleName);
   // Sockets and namespaces are freed asynchronously: give the kernel a moment.
   await new Promise((res) => setTimeout(res, 3000));
-  const unloaded = await unload(moduleName);
   // A leak of one object a connection is BURST; SLUB still moves by a slab (512 of kmalloc-8).
   const memory = slabVerdict(before, slabSnapshot(), BURST / 2);
   const result: GuestResult = {
     kernel: r.kernel,
     cases: r.cases,
-    unload: unloaded,
+    unload: unloaded.text,
+    unloadOk: unloaded.ok,
     memory: `${burst}; ${memory.text}`,
     memoryOk: memory.ok,
   };
   writeFileSync(out, `${JSON.stringify(result)}\n`);
   return result;
+}
+
+/** Connections held open through the unload. */
+const HELD = 10;
+
+/**
+ * rmmod while HELD connections through a dpvs gateway exchange data: it
+ * must succeed, and the connections must go on (their sockets outlive the
+ * module's entries for them), with nothing in the kernel log.
+ */
+async function unloadUnderLoad(moduleName: string): Promise<{ text: string; ok: boolean }> {
+  const hold = fileURLToPath(new URL("./hold.js", import.meta.url));
+  const inst = await up({ profile: "dpvs", decoder: "none" });
+  try {
+    const server = inst.spawn("rs", [process.execPath, hold, "server", "192.0.2.10", "8080"]);
+    await new Promise((res) => setTimeout(res, 1500));
+    const client = inst.spawn("client", [
+      process.execPath,
+      hold,
+      "client",
+      "203.0.113.10",
+      "80",
+      String(HELD),
+    ]);
+    const counts = (): number[] => {
+      const last = client.stdout.trim().split("\n").pop() ?? "";
+      return last.startsWith("[") ? (JSON.parse(last) as number[]) : [];
+    };
+    for (let i = 0; i < 60 && counts().filter((n) => n > 0).length < HELD; i++)
+      await new Promise((res) => setTimeout(res, 500));
+    const before = counts();
+    const open = before.filter((n) => n > 0).length;
+    const unloaded = await unload(moduleName);
+    await new Promise((res) => setTimeout(res, 3000));
+    const after = counts();
+    await client.stop();
+    await server.stop();
+    const going = after.filter((n, i) => n > (before[i] ?? 0)).length;
+    if (unloaded !== "clean") return { text: unloaded, ok: false };
+    if (open < HELD)
+      return {
+        text: `clean, but only ${open} of ${HELD} connections were open before it`,
+        ok: false,
+      };
+    return going === HELD
+      ? { text: `clean, with ${HELD} connections open and busy: all went on after it`, ok: true }
+      : {
+          text: `clean, but ${HELD - going} of ${HELD} open connections stopped after it`,
+          ok: false,
+        };
+  } finally {
+    await inst.stop();
+  }
 }
 
 /** BURST scripted connections from 10 addresses through a dpvs gateway to the reader server. */

@@ -136,7 +136,7 @@ export async function checkInVms(o: VmCheckOptions): Promise<VmCheck> {
     cases.push(...g.cases);
     const ok =
       problems.length === 0 &&
-      g.unload === "clean" &&
+      g.unloadOk &&
       g.memoryOk &&
       g.cases.every((c) => c.result !== "error");
     kernels.push({
