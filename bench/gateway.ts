@@ -230,7 +230,7 @@ class Child {
 }
 
 /** argv that runs `cmd` in network namespace `ns` (`ip netns exec` execs it: same pid). */
-const inNs = (ns: string, cmd: readonly string[]): string[] => nsExecArgs(ns, cmd);
+const inNs = (ns: string | null, cmd: readonly string[]): string[] => nsExecArgs(ns, cmd);
 
 async function run(argv: readonly string[], timeoutMs: number): Promise<Done> {
   return new Child(argv, timeoutMs).done;
@@ -596,7 +596,7 @@ async function measureUdp(
 async function measurePath(
   p: Paths,
   clientNs: string,
-  serverNs: string,
+  serverNs: string | null,
   worker: boolean,
 ): Promise<{ cps: CpsResult; udp: UdpResult }> {
   // Ports from 1024: ~64,000 connections per client address before one is reused.

@@ -52,9 +52,11 @@ export {
   type DecoderOptions,
   type FaultsSpec,
   type GatewaySettings,
+  type RsNetns,
   SETTING_NAMES,
   type ServiceInfo,
   type ServiceSpec,
+  type TimeoutOptions,
   type UpOptions,
 } from "./api/options.js";
 export { type ExitStatus, NsProcess, type WaitOptions } from "./api/process.js";

@@ -10,10 +10,11 @@ import {
   READERS,
   type ReaderName,
 } from "../check/result.js";
-import { checkHere } from "../check/run-local.js";
+import { checkHere, checkPlacements } from "../check/run-local.js";
 import { checkInVms, type ModuleSource } from "../check/run-vm.js";
 import { isProfileName, PROFILES, type ProfileName } from "../fullnat-sim/profiles.js";
 import { packageVersion, shippedPath } from "../package-files.js";
+import { RS_NETNS, type RsNetns, rootPlacementRefusal } from "../tun/topology.js";
 import { type KernelSeries, SERIES_NAMES } from "../vm/kernels.js";
 import { badOption } from "./errors.js";
 
@@ -39,6 +40,13 @@ export interface CheckOptions {
   readonly outDir?: string;
   /** Which cases' pcaps are kept (default: those that did not pass). */
   readonly keepPcaps?: "failed" | "all" | "none";
+  /**
+   * Where the server runs: "toasim" (the default), toasim's server
+   * namespace; "root", the guest's root namespace, for modules that hook
+   * only there (with kernels, or inside a toasim vm guest). Both: the
+   * battery runs once in each, and the report tells them apart.
+   */
+  readonly rsNetns?: RsNetns | readonly RsNetns[];
   readonly onProgress?: (line: string) => void;
 }
 
@@ -76,8 +84,10 @@ function guestArgs(o: {
   families?: readonly string[];
   readers?: readonly string[];
   keepPcaps: string;
+  rsNetns: readonly RsNetns[];
 }): string[] {
   const a = ["--profile", o.profiles.join(","), "--keep-pcaps", o.keepPcaps];
+  a.push("--rs-netns", o.rsNetns.join(","));
   if (o.cases) a.push("--case", o.cases.join(","));
   if (o.families) a.push("--family", o.families.join(","));
   if (o.readers) a.push("--reader", o.readers.join(","));
@@ -104,14 +114,19 @@ export async function check(o: CheckOptions = {}): Promise<CheckReport> {
   const kernels = list<KernelSeries>(o.kernels, "kernels", SERIES_NAMES);
   const outDir = resolve(o.outDir ?? "out/check");
   const keepPcaps = o.keepPcaps ?? "failed";
-  const common = { profiles, ...battery(o), outDir, keepPcaps };
+  const rsNetns = rsNetnsOf(o.rsNetns);
+  const common = { profiles, ...battery(o), outDir, keepPcaps, rsNetns };
   if (kernels === undefined) {
     if (o.build !== undefined || o.module !== undefined)
       badOption(
         o.build !== undefined ? "build" : "module",
         "needs kernels: modules are checked in a VM of each kernel (this host's module, if any, is checked without it)",
       );
-    const r = await checkHere({ ...common, decoder: o.decoder ?? "auto" });
+    const refused = rsNetns.includes("root") ? rootPlacementRefusal() : null;
+    if (refused !== null) badOption("rsNetns", `${refused} (with kernels, the guests' is used)`);
+    const r = await checkPlacements(rsNetns, (p) =>
+      checkHere({ ...common, rsNetns: p, decoder: o.decoder ?? "auto" }),
+    );
     const failed = r.cases.some((c) => c.result === "fail" || c.result === "error");
     return {
       ok: !failed,
@@ -147,6 +162,7 @@ export async function check(o: CheckOptions = {}): Promise<CheckReport> {
   const r = await checkInVms({
     series: kernels,
     module: source,
+    rsNetns,
     guestArgs: guestArgs(common),
     outDir,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
@@ -165,12 +181,23 @@ export async function check(o: CheckOptions = {}): Promise<CheckReport> {
 
 /** Inside a guest of `check` (its --guest flag): the battery against the module loaded there. */
 export async function checkGuest(moduleName: string, out: string, o: CheckOptions): Promise<void> {
-  await runGuestCheck(moduleName, out, {
+  await runGuestCheck(moduleName, out, rsNetnsOf(o.rsNetns), {
     profiles: (o.profiles ?? ["dpvs"]) as ProfileName[],
     ...battery(o),
     outDir: resolve(o.outDir ?? "out/check"),
     keepPcaps: o.keepPcaps ?? "failed",
   });
+}
+
+/** The placements asked for, checked, without repeats, in the order given. */
+function rsNetnsOf(v: unknown): RsNetns[] {
+  if (v === undefined) return ["toasim"];
+  const items = Array.isArray(v) ? (v as unknown[]) : [v];
+  if (items.length === 0) badOption("rsNetns", "empty list");
+  for (const x of items)
+    if (!(RS_NETNS as readonly unknown[]).includes(x))
+      badOption("rsNetns", `${JSON.stringify(x)} is not one of ${RS_NETNS.join(", ")}`);
+  return [...new Set(items as RsNetns[])];
 }
 
 /** The battery's narrowing options (cases, families, readers), checked, and the progress callback. */

@@ -85,7 +85,8 @@ export interface Capture extends AsyncDisposable {
 export interface InstanceDescription {
   readonly id: string;
   readonly clientNamespace: string;
-  readonly serverNamespace: string;
+  /** null: the server side is the root namespace (rsNetns "root", inside a toasim vm guest). */
+  readonly serverNamespace: string | null;
   /** The profile's name (null for an instance started by an older toasim). */
   readonly profile: string | null;
   /** What decodes for servers started with spawn("rs", ...): "ebpf", a module's name, or "none". */
@@ -107,7 +108,7 @@ export interface InstanceDescription {
 export class Instance implements AsyncDisposable, InstanceDescription {
   declare readonly id: string;
   declare readonly clientNamespace: string;
-  declare readonly serverNamespace: string;
+  declare readonly serverNamespace: string | null;
   declare readonly profile: string | null;
   declare readonly decoder: string;
   declare readonly services: readonly ServiceInfo[];
@@ -161,7 +162,7 @@ export class Instance implements AsyncDisposable, InstanceDescription {
       argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.rsCgroup, ...argv];
     let source: ClientSource | null = null;
     if (opts.as !== undefined) {
-      source = clientSource(this.id, ns, clientAddress(opts.as, "as"), argv);
+      source = clientSource(this.id, this.clientNamespace, clientAddress(opts.as, "as"), argv);
       argv = source.argv;
     }
     return { argv, source };

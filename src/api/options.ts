@@ -30,6 +30,10 @@ import {
 import { CodecError } from "../option-codec/errors.js";
 import { TOA_LAYOUTS, type ToaLayout } from "../option-codec/toa.js";
 import { BUILTIN_RS, defaultLips4, defaultLips6, defaultServices } from "../runtime/defaults.js";
+import { RS_NETNS, type RsNetns } from "../tun/topology.js";
+
+export type { RsNetns };
+
 import { badOption } from "./errors.js";
 
 /**
@@ -137,6 +141,14 @@ export interface UpOptions {
   readonly timeouts?: TimeoutOptions;
   readonly faults?: FaultsSpec | null;
   readonly decoder?: DecoderMode | DecoderOptions;
+  /**
+   * Where the servers live: "toasim" (the default), a network namespace of
+   * the instance's own; or "root", the machine's root namespace, for
+   * decoders that hook only there. "root" works only inside a toasim vm
+   * guest (a host's root namespace is not toasim's to change), one instance
+   * at a time.
+   */
+  readonly rsNetns?: RsNetns;
 }
 
 export interface TimeoutOptions {
@@ -187,6 +199,7 @@ export interface ResolvedUp {
   readonly extraRs: readonly string[];
   readonly faults: FaultConfig | null;
   readonly decoder: { readonly mode: DecoderMode; readonly settings: DecoderSettings };
+  readonly rsNetns: RsNetns;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -437,6 +450,7 @@ const UP_KEYS = [
   "timeouts",
   "faults",
   "decoder",
+  "rsNetns",
 ] as const satisfies readonly (keyof UpOptions)[];
 
 /** Checks an instance's options; nothing on the machine is looked at or changed. */
@@ -484,6 +498,7 @@ export function resolveUpInput(raw: unknown): ResolvedUp {
     extraRs: extraRsAddresses(services),
     faults: faultConfig(o.faults),
     decoder: decoderOptions(o.decoder),
+    rsNetns: choice(o.rsNetns ?? "toasim", "rsNetns", RS_NETNS),
   };
 }
 

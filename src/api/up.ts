@@ -57,6 +57,7 @@ export async function up(options: UpOptions = {}, hooks: UpHooks = {}): Promise<
   const inst = await startInstance(r.config, r.extraRs, {
     decoder: decoder.settings,
     ...(r.faults !== null ? { faults: r.faults } : {}),
+    rsNetns: r.rsNetns,
     meta: { profile: r.config.profile.name, services, decoderName: decoder.name },
   });
   const d: InstanceDescription = {

@@ -1,10 +1,11 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { RsNetns } from "../api/options.js";
 import { up } from "../api/up.js";
 import { shippedPath } from "../package-files.js";
 import { slabSnapshot, slabVerdict, unload } from "./health.js";
 import type { CaseResult } from "./result.js";
-import { checkHere, type LocalCheckOptions } from "./run-local.js";
+import { checkHere, checkPlacements, type LocalCheckOptions } from "./run-local.js";
 
 /**
  * The part of `toasim check --kernel` that runs inside the guest, where
@@ -29,19 +30,25 @@ const BURST = 2000;
 export async function runGuestCheck(
   moduleName: string,
   out: string,
-  o: Omit<LocalCheckOptions, "decoder" | "decoderName">,
+  placements: readonly RsNetns[],
+  o: Omit<LocalCheckOptions, "decoder" | "decoderName" | "rsNetns">,
 ): Promise<GuestResult> {
-  const r = await checkHere({
-    ...o,
-    decoder: "none",
-    decoderName: `${moduleName}.ko`,
-    moduleName,
-  });
+  const r = await checkPlacements(placements, (rsNetns) =>
+    checkHere({
+      ...o,
+      rsNetns,
+      decoder: "none",
+      decoderName: `${moduleName}.ko`,
+      moduleName,
+    }),
+  );
   // Measured after the battery, so that what the kernel allocates once
   // (caches, modules loaded on demand) is already there.
   const before = slabSnapshot();
-  const burst = await connectionBurst();
-  const unloaded = await unloadUnderLoad(moduleName);
+  // The root namespace when asked for: a module that hooks only there is busy only there.
+  const rsNetns = placements.includes("root") ? "root" : "toasim";
+  const burst = await connectionBurst(rsNetns);
+  const unloaded = await unloadUnderLoad(moduleName, rsNetns);
   // Sockets and namespaces are freed asynchronously: give the kernel a moment.
   await new Promise((res) => setTimeout(res, 3000));
   // A leak of one object a connection is BURST; SLUB still moves by a slab (512 of kmalloc-8).
@@ -66,9 +73,12 @@ const HELD = 10;
  * must succeed, and the connections must go on (their sockets outlive the
  * module's entries for them), with nothing in the kernel log.
  */
-async function unloadUnderLoad(moduleName: string): Promise<{ text: string; ok: boolean }> {
+async function unloadUnderLoad(
+  moduleName: string,
+  rsNetns: RsNetns,
+): Promise<{ text: string; ok: boolean }> {
   const hold = fileURLToPath(new URL("./hold.js", import.meta.url));
-  const inst = await up({ profile: "dpvs", decoder: "none" });
+  const inst = await up({ profile: "dpvs", decoder: "none", rsNetns });
   try {
     const server = inst.spawn("rs", [process.execPath, hold, "server", "192.0.2.10", "8080"]);
     await new Promise((res) => setTimeout(res, 1500));
@@ -112,8 +122,8 @@ async function unloadUnderLoad(moduleName: string): Promise<{ text: string; ok: 
 }
 
 /** BURST scripted connections from 10 addresses through a dpvs gateway to the reader server. */
-async function connectionBurst(): Promise<string> {
-  const inst = await up({ profile: "dpvs", decoder: "none" });
+async function connectionBurst(rsNetns: RsNetns): Promise<string> {
+  const inst = await up({ profile: "dpvs", decoder: "none", rsNetns });
   try {
     const server = inst.spawn("rs", [
       process.execPath,

@@ -4,7 +4,7 @@ import type { ScenarioRun, VariantOutcome } from "../api/scenarios.js";
 import { readScenario } from "../scenario/format.js";
 import { type PcapPacket, readPcap } from "../tun/pcap-reader.js";
 import { xmlText as esc, ladderSvg } from "./ladder.js";
-import type { CaseResult, CheckReport, KernelHealth, Result } from "./result.js";
+import type { CaseResult, CheckReport, KernelHealth, Placement, Result } from "./result.js";
 
 /**
  * The HTML report of `toasim check` (and of `toasim scenario run --report`):
@@ -265,6 +265,11 @@ function verdict(ok: boolean, why: string): string {
   return `<p class="verdict ${ok ? "res-pass" : "res-fail"}" id="verdict">${ok ? "✓ PASS" : "✗ FAIL"}: ${esc(why)}</p>`;
 }
 
+const PLACE: Readonly<Record<Placement, string>> = {
+  "server-netns": "toasim's server namespace (server-netns)",
+  "root-netns": "the root namespace (root-netns)",
+};
+
 export function reportHtml(report: CheckReport, opts: ReportHtmlOptions): string {
   const title = opts.title ?? `toasim check: ${report.decoder}`;
   const kernels = [...report.kernels.map((k) => k.kernel)];
@@ -284,6 +289,7 @@ export function reportHtml(report: CheckReport, opts: ReportHtmlOptions): string
       "cases",
       esc(`${report.cases.length} on ${kernels.length} kernel${kernels.length === 1 ? "" : "s"}`),
     ],
+    ["server in", esc([...new Set(report.cases.map((c) => PLACE[c.placement]))].join(", "))],
   ]);
   const sections =
     bad.length === 0 ? "<p>None.</p>" : bad.map(({ c, at }) => failure(c, at, opts)).join("\n");

@@ -1,4 +1,4 @@
-import { type CheckReport, READERS, type Result } from "./result.js";
+import { type CheckReport, type Placement, READERS, type Result } from "./result.js";
 
 /**
  * The terminal's view of a check: per kernel, one line per case, profile
@@ -10,6 +10,11 @@ const MARK: Readonly<Record<Result, string>> = {
   fail: "FAIL",
   unsupported: "n/a",
   error: "ERR",
+};
+
+const PLACE: Readonly<Record<Placement, string>> = {
+  "server-netns": "toasim's server namespace",
+  "root-netns": "the root namespace",
 };
 
 export function reportText(r: CheckReport): string {
@@ -27,19 +32,32 @@ export function reportText(r: CheckReport): string {
     if (k.memory !== null) out.push(`  memory: ${k.memory}`);
     const rows = r.cases.filter((c) => c.kernel === k.kernel);
     if (rows.length === 0) continue;
+    const places = [...new Set(rows.map((c) => c.placement))];
+    out.push(`  server in: ${places.map((p) => PLACE[p]).join(", ")}`);
+    // With both placements, each row says which it is.
+    const at = (p: Placement): string => (places.length > 1 ? ` ${p}` : "");
     const readers = READERS.filter((x) => rows.some((c) => c.reader === x));
-    const keys = [...new Set(rows.map((c) => `${c.id}|${c.profile}|${c.family}`))];
-    const w = Math.max(...keys.map((key) => key.replace(/\|/g, " ").length), 10);
+    const keys = [...new Set(rows.map((c) => `${c.id}|${c.profile}|${c.family}|${c.placement}`))];
+    const label = (key: string): string => {
+      const [id, profile, family, p] = key.split("|") as [string, string, string, Placement];
+      return `${id} ${profile} ${family}${at(p)}`;
+    };
+    const w = Math.max(...keys.map((key) => label(key).length), 10);
     out.push(`  ${"case profile family".padEnd(w)}  ${readers.map((x) => x.padEnd(11)).join(" ")}`);
     for (const key of keys) {
-      const [id, profile, family] = key.split("|") as [string, string, string];
+      const [id, profile, family, p] = key.split("|") as [string, string, string, Placement];
       const cells = readers.map((reader) => {
         const c = rows.find(
-          (x) => x.id === id && x.profile === profile && x.family === family && x.reader === reader,
+          (x) =>
+            x.id === id &&
+            x.profile === profile &&
+            x.family === family &&
+            x.placement === p &&
+            x.reader === reader,
         );
         return (c === undefined ? "" : MARK[c.result]).padEnd(11);
       });
-      out.push(`  ${`${id} ${profile} ${family}`.padEnd(w)}  ${cells.join(" ")}`);
+      out.push(`  ${label(key).padEnd(w)}  ${cells.join(" ")}`);
     }
   }
   const bad = r.cases.filter((c) => c.result === "fail" || c.result === "error");
@@ -47,7 +65,7 @@ export function reportText(r: CheckReport): string {
     out.push("", "Failures:");
     for (const c of bad)
       out.push(
-        `  ${c.result.toUpperCase()} ${c.kernel} ${c.id} ${c.profile} ${c.family} ${c.reader}: ${c.diagnosis ?? ""}${c.pcaps ? ` [${c.pcaps.server}]` : ""}`,
+        `  ${c.result.toUpperCase()} ${c.kernel} ${c.id} ${c.profile} ${c.family} ${c.reader} (${c.placement}): ${c.diagnosis ?? ""}${c.pcaps ? ` [${c.pcaps.server}]` : ""}`,
       );
   }
   out.push("", r.ok ? "OK: nothing failed" : "NOT OK: see the failures above");

@@ -1,3 +1,5 @@
+import type { RsNetns } from "../tun/topology.js";
+
 /**
  * What `toasim check` finds: one row per case, profile, family, reader and
  * kernel, and the health of each kernel. The JSON output, the text matrix
@@ -22,6 +24,11 @@ export type ReaderName = (typeof READERS)[number];
 
 /** Where the server ran: toasim's server namespace, or the guest's root namespace. */
 export type Placement = "server-netns" | "root-netns";
+
+/** The report's name for where the server ran. */
+export function placementOf(rsNetns: RsNetns | undefined): Placement {
+  return rsNetns === "root" ? "root-netns" : "server-netns";
+}
 
 export interface CaseResult {
   /** The case, e.g. `tcp.handshake-ack-lost`. */

@@ -3,7 +3,7 @@ import { release } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Capture, Instance } from "../api/instance.js";
-import { profileOf } from "../api/options.js";
+import { profileOf, type RsNetns } from "../api/options.js";
 import type { NsProcess } from "../api/process.js";
 import { up } from "../api/up.js";
 import { SCRIPT_DEFAULTS } from "../craft/script-spec.js";
@@ -15,7 +15,7 @@ import { CASES, type CheckCase } from "./cases.js";
 import type { ClientJob, ClientLine } from "./client.js";
 import { explain } from "./findings.js";
 import { judge, readersFor } from "./judge.js";
-import type { CaseResult, Family, Placement, ReaderName } from "./result.js";
+import { type CaseResult, type Family, placementOf, type ReaderName } from "./result.js";
 
 /**
  * Runs the battery on this machine: an instance per profile and gateway
@@ -37,7 +37,9 @@ export interface LocalCheckOptions {
   readonly decoderName?: string;
   /** The loaded module being checked (its map timeout is read, and lowered when it may be). */
   readonly moduleName?: string;
-  /** pcaps go to DIR/pcaps/KERNEL/CASE-PROFILE-FAMILY-{client,server}.pcap; paths are relative to DIR. */
+  /** Where the server runs: toasim's server namespace (the default) or the root namespace (in a guest). */
+  readonly rsNetns?: RsNetns;
+  /** pcaps go to DIR/pcaps/KERNEL[-root]/CASE-PROFILE-FAMILY-{client,server}.pcap; paths are relative to DIR. */
   readonly outDir: string;
   /** Which pcaps are kept: those of cases that did not pass (default), all, none. */
   readonly keepPcaps?: "failed" | "all" | "none";
@@ -93,12 +95,25 @@ function sourceFor(n: number, family: Family, scripted: boolean): string {
   return family === "v4" ? `198.51.100.${k}` : `2001:db8:c::${k.toString(16)}`;
 }
 
+/** The battery once per placement, one after the other; the results together. */
+export async function checkPlacements(
+  placements: readonly RsNetns[],
+  run: (p: RsNetns) => Promise<LocalCheck>,
+): Promise<LocalCheck> {
+  const runs: LocalCheck[] = [];
+  for (const p of placements) runs.push(await run(p));
+  const first = runs[0];
+  if (first === undefined) throw new Error("no placement to check");
+  return { ...first, cases: runs.flatMap((r) => r.cases) };
+}
+
 export async function checkHere(o: LocalCheckOptions): Promise<LocalCheck> {
   const say = o.onProgress ?? (() => {});
   const kernel = release();
   const wantedFamilies = o.families ?? ["v4", "v6", "nat64"];
   const cases = o.cases === undefined ? CASES : CASES.filter((c) => o.cases!.includes(c.id));
-  const pcapDir = join(o.outDir, "pcaps", kernel);
+  // The two placements' runs of a case must not share files.
+  const pcapDir = join(o.outDir, "pcaps", o.rsNetns === "root" ? `${kernel}-root` : kernel);
   mkdirSync(pcapDir, { recursive: true });
   // One instance per profile and gateway settings: the settings are fixed at start.
   const groups = new Map<string, Run[]>();
@@ -126,6 +141,7 @@ export async function checkHere(o: LocalCheckOptions): Promise<LocalCheck> {
       `${first.profile.name}${first.c.settings ? ` ${JSON.stringify(first.c.settings)}` : ""}: ${runs.length} case runs`,
     );
     const inst = await up({
+      rsNetns: o.rsNetns ?? "toasim",
       profile: first.profile.name,
       settings: (first.c.settings ?? {}) as never,
       ...(first.c.timeouts ? { timeouts: first.c.timeouts } : {}),
@@ -294,7 +310,7 @@ async function runOne(
   const readers = readersFor(c.proto, family).filter(
     (r) => o.readers === undefined || o.readers.includes(r),
   );
-  const placement: Placement = "server-netns";
+  const placement = placementOf(o.rsNetns);
   const out = readers.map((reader): CaseResult => {
     const v =
       skip !== null

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { packageRoot } from "../package-files.js";
+import type { RsNetns } from "../tun/topology.js";
 import { VmError, VmErrorCode } from "../vm/errors.js";
 import { ensureKernel, type KernelFiles } from "../vm/kernel-fetch.js";
 import type { KernelSeries } from "../vm/kernels.js";
@@ -9,7 +10,7 @@ import { buildModule } from "../vm/module-build.js";
 import { runVm } from "../vm/qemu-run.js";
 import { CASES } from "./cases.js";
 import type { GuestResult } from "./guest.js";
-import type { CaseResult, KernelHealth } from "./result.js";
+import { type CaseResult, type KernelHealth, type Placement, placementOf } from "./result.js";
 
 /**
  * `toasim check --kernel ...`: for each kernel, the module built from
@@ -33,6 +34,8 @@ export interface VmCheckOptions {
   readonly module: ModuleSource;
   /** What the guest runs: the flags of `toasim check` that choose profiles, cases, families, readers. */
   readonly guestArgs: readonly string[];
+  /** Where the guest's servers run (the report's placement). */
+  readonly rsNetns: readonly RsNetns[];
   readonly outDir: string;
   readonly timeoutSec?: number;
   readonly onProgress?: (line: string) => void;
@@ -51,6 +54,7 @@ function failedKernel(kernel: string, built: boolean, why: string): KernelHealth
 
 export async function checkInVms(o: VmCheckOptions): Promise<VmCheck> {
   const say = o.onProgress ?? (() => {});
+  const placement = placementOf(o.rsNetns[0]);
   const kernels: KernelHealth[] = [];
   const cases: CaseResult[] = [];
   let decoder = basename(o.module.path);
@@ -78,7 +82,9 @@ export async function checkInVms(o: VmCheckOptions): Promise<VmCheck> {
       const first = e instanceof VmError && e.firstError !== null ? e.firstError : message(e);
       say(`${kernel.abi}: the module does not build: ${first}`);
       kernels.push(failedKernel(kernel.abi, false, first));
-      cases.push(...errorRows(kernel.abi, `the module does not build on this kernel: ${first}`));
+      cases.push(
+        ...errorRows(kernel.abi, `the module does not build on this kernel: ${first}`, placement),
+      );
       continue;
     }
     const name = parseModInfo(await moduleBytes(ko), ko).name;
@@ -129,7 +135,7 @@ export async function checkInVms(o: VmCheckOptions): Promise<VmCheck> {
         unload: null,
         ok: false,
       });
-      cases.push(...errorRows(kernel.abi, why));
+      cases.push(...errorRows(kernel.abi, why, placement));
       continue;
     }
     const g = JSON.parse(readFileSync(results, "utf8")) as GuestResult;
@@ -153,7 +159,7 @@ export async function checkInVms(o: VmCheckOptions): Promise<VmCheck> {
 }
 
 /** One error row per case, when a kernel could run none. */
-function errorRows(kernel: string, why: string): CaseResult[] {
+function errorRows(kernel: string, why: string, placement: Placement): CaseResult[] {
   return CASES.map((c) => ({
     id: c.id,
     title: c.title,
@@ -162,7 +168,7 @@ function errorRows(kernel: string, why: string): CaseResult[] {
     family: c.families[0] ?? "v4",
     reader: c.proto === "tcp" ? "2049" : "2048/56",
     kernel,
-    placement: "server-netns",
+    placement,
     result: "error",
     expected: "",
     got: "",

@@ -23,6 +23,7 @@ interface CheckFlags {
   decoder?: string;
   out: string;
   keepPcaps: string;
+  rsNetns?: string;
   json?: boolean;
   report?: string;
   guest?: string;
@@ -58,6 +59,10 @@ export function registerCheck(program: Command, io: Io): void {
     .option("--decoder <mode>", "this host only: auto (the default), ebpf, none")
     .option("--out <dir>", "where the pcaps and results go", "out/check")
     .option("--keep-pcaps <which>", "failed (the default), all, none", "failed")
+    .option(
+      "--rs-netns <where>",
+      "where the server runs in each guest: toasim (the default), a namespace of toasim's; root, the guest's root namespace, for modules that hook only there; toasim,root: the battery in each",
+    )
     .option("--json", "one JSON object: {ok, decoder, kernels, cases: [...]}")
     .option("--report <file>", "also write the HTML report to FILE")
     .addOption(hidden("--guest <module>"))
@@ -68,6 +73,7 @@ export function registerCheck(program: Command, io: Io): void {
         "  toasim check\n" +
         "  toasim check --kernel 5.10,6.1,6.12,sid --build 'vendor/toa' --profile dpvs\n" +
         "  toasim check --kernel 6.1 --module 'toa.ko' --profile tencent,dpvs --json\n" +
+        "  toasim check --kernel 6.12 --module 'uoa.ko' --profile dpvs --rs-netns toasim,root\n" +
         "  toasim check --case tcp.syn-only,tcp.handshake-ack-lost --report check.html",
     )
     .action(async (f: CheckFlags) => {
@@ -82,6 +88,7 @@ export function registerCheck(program: Command, io: Io): void {
         ...(f.decoder !== undefined ? { decoder: f.decoder as "auto" } : {}),
         outDir: f.out,
         keepPcaps: f.keepPcaps as "failed",
+        ...(f.rsNetns !== undefined ? { rsNetns: (split(f.rsNetns) ?? []) as "root"[] } : {}),
         onProgress: (l: string) => io.err(`${l}\n`),
       };
       if (!["failed", "all", "none"].includes(f.keepPcaps))

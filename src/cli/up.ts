@@ -28,6 +28,7 @@ interface UpFlags extends ProfileFlags, DecoderFlags, FaultFlags {
   mtu?: string;
   maxConnections?: string;
   timeout?: string[];
+  rsNetns?: string;
   json?: boolean;
 }
 
@@ -68,6 +69,10 @@ export function registerUp(program: Command, io: Io): void {
       "idle timeout of a connection by state, repeatable or comma-separated: syn (30), established (900), fin (120), close (10), udp (300)",
     )
     .option(
+      "--rs-netns <where>",
+      "toasim (the default): the servers in a namespace of the instance's own; root: in the root namespace, for decoders that hook only there (only inside a toasim vm guest; serverNs is then null)",
+    )
+    .option(
       "--json",
       "print the ready line as JSON: {ready, id, clientNs, serverNs, profile, decoder, rsCgroup, decoderNote, services}",
     )
@@ -80,6 +85,7 @@ export function registerUp(program: Command, io: Io): void {
         "  toasim up --profile dpvs --uoa ipo --max-trail 5\n" +
         "  toasim up --profile dpvs --timeout udp=5,established=60\n" +
         "  toasim up --config gateway.json\n" +
+        "  toasim up --rs-netns root   (in a toasim vm guest: the servers in its root namespace)\n" +
         "  toasim up --profile tencent --fault to-server:handshake-ack:drop,count=1\n" +
         "  toasim up --profile dpvs --fault to-server:toa:corrupt=tcp-option:254:1,set=6 --link-mtu server=1400",
     )
@@ -108,6 +114,7 @@ export function upOptionsOf(f: UpFlags): {
   if (f.mtu !== undefined) flags["mtu"] = f.mtu;
   if (f.maxConnections !== undefined) flags["maxConnections"] = f.maxConnections;
   if (f.timeout !== undefined && f.timeout.length > 0) flags["timeouts"] = f.timeout.join(",");
+  if (f.rsNetns !== undefined) flags["rsNetns"] = f.rsNetns;
   const decoder = decoderOf(f);
   if (Object.keys(decoder).length > 0) flags["decoder"] = decoder;
   const faults = faultsOf(f, file["faults"]);

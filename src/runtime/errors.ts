@@ -11,6 +11,8 @@ export const RuntimeErrorCode = {
   refused: "REFUSED",
   /** The instance has stopped. */
   stopped: "STOPPED",
+  /** Options that cannot go together (the null forwarder with the server side in the root namespace). */
+  unsupported: "UNSUPPORTED",
   /** The packet worker failed; the instance stops. */
   workerFailed: "WORKER_FAILED",
 } as const;

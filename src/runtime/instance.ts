@@ -11,6 +11,7 @@ import {
   checkPreconditions,
   createTopology,
   newInstanceId,
+  type RsNetns,
   removeState,
   runIp,
   SERVER_TUN,
@@ -34,7 +35,8 @@ export function controlSocketPath(id: string): string {
 export interface InstanceInfo {
   readonly id: string;
   readonly clientNs: string;
-  readonly serverNs: string;
+  /** null: the server side is the root namespace (inside a toasim vm guest). */
+  readonly serverNs: string | null;
   readonly socket: string;
   /** The cgroup `toasim exec rs` runs servers in, when the eBPF decoder is on. */
   readonly rsCgroup: string | null;
@@ -55,6 +57,8 @@ export interface InstanceOptions {
   readonly faults?: FaultConfig;
   /** What other processes should know of the instance (profile, services): kept in its state file. */
   readonly meta?: Readonly<Record<string, unknown>>;
+  /** The server side in a namespace of toasim's (the default) or the root namespace. */
+  readonly rsNetns?: RsNetns;
 }
 
 export interface RunningInstance extends InstanceControl {
@@ -81,8 +85,6 @@ export async function startInstance(
   checkPreconditions();
   const workerModule = workerUrl();
   const id = newInstanceId();
-  const clientNs = `toasim-${id}-c`;
-  const serverNs = `toasim-${id}-r`;
   const socket = controlSocketPath(id);
   let topo: Topology | null = null;
   let decoder: RsDecoder | null = null;
@@ -105,13 +107,21 @@ export async function startInstance(
   try {
     // createTopology writes the state file before the namespaces; add where
     // the control socket is, for the commands that talk to this instance.
-    topo = createTopology({ id, extraRsAddresses });
-    if (forwarder === "null") nullForwarderRoutes(serverNs);
+    if (forwarder === "null" && options.rsNetns === "root") {
+      throw new RuntimeError(
+        RuntimeErrorCode.unsupported,
+        "the null forwarder needs the server side in a namespace of toasim's (it routes the VIPs there)",
+      );
+    }
+    topo = createTopology({ id, extraRsAddresses, rsNetns: options.rsNetns ?? "toasim" });
+    const { clientNs, serverNs } = topo;
+    if (forwarder === "null" && serverNs !== null) nullForwarderRoutes(serverNs);
     const state = {
       ...options.meta,
       pid: process.pid,
       clientNs,
       serverNs,
+      ...(serverNs === null ? { rootAddresses: topo.rootAddresses } : {}),
       startedAt: new Date().toISOString(),
       socket,
     };
@@ -166,7 +176,13 @@ export async function startInstance(
     throw e;
   }
   const instance: RunningInstance = {
-    info: { id, clientNs, serverNs, socket, rsCgroup: decoder?.cgroup ?? null },
+    info: {
+      id,
+      clientNs: topo.clientNs,
+      serverNs: topo.serverNs,
+      socket,
+      rsCgroup: decoder?.cgroup ?? null,
+    },
     failure: () => link.fatal,
     stopped: exited.then(() => stop()),
     stop,

@@ -27,7 +27,7 @@ export function rsCgroupName(id: string): string {
 
 export async function startRsDecoder(
   id: string,
-  serverNs: string,
+  serverNs: string | null,
   settings: DecoderSettings,
 ): Promise<RsDecoder> {
   const root = cgroup2Root();

@@ -363,7 +363,7 @@ function reportsOf(text: string): Record<string, unknown>[] {
 /** The counters the expectations compare: the gateway's and the decoder's. */
 async function counters(
   inst: InstanceControl,
-  serverNs: string,
+  serverNs: string | null,
   decoder: string,
   children: Set<ChildProcess>,
 ): Promise<Record<string, number>> {

@@ -19,6 +19,8 @@ export const TunErrorCode = {
   commandFailed: "COMMAND_FAILED",
   topologyExists: "TOPOLOGY_EXISTS",
   invalidArgument: "INVALID_ARGUMENT",
+  /** The server side in the root namespace, outside a toasim vm guest. */
+  rootNetnsRefused: "ROOT_NETNS_REFUSED",
   closed: "CLOSED",
   stateFailed: "STATE_FAILED",
 } as const;

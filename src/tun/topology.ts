@@ -23,6 +23,11 @@ import { inNetns, NETNS_DIR, netnsPath } from "./netns.js";
  *   toasim-<id>-c: client addresses on lo, VIP ranges routed into tun-c
  *   toasim-<id>-r: RS addresses on lo, the RS range (with the LIP pool) into tun-r
  *
+ * Inside a `toasim vm` guest the server side can instead be the root
+ * namespace (rsNetns "root"), for decoders that hook only there; the RS
+ * addresses it adds to the root's lo are removed again by destroy() and,
+ * after a SIGKILL, by cleanupStale().
+ *
  * Addresses, links and routes are set with `ip` (iproute2): netlink by hand
  * would be a lot of code for a few dozen calls at start-up. The TUN devices
  * are opened by KernelTun inside the namespaces, so nothing is ever created
@@ -57,12 +62,24 @@ export interface TopologySpec {
   readonly extraRsAddresses?: readonly string[];
   /** MTU of both TUN devices; 1500 when absent. */
   readonly mtu?: number;
+  /** Where the server side lives: a namespace of toasim's (the default) or the root namespace. */
+  readonly rsNetns?: RsNetns;
 }
+
+/** "toasim": a namespace toasim creates; "root": the machine's own (only inside a toasim vm guest). */
+export const RS_NETNS = ["toasim", "root"] as const;
+export type RsNetns = (typeof RS_NETNS)[number];
+
+/** On the kernel command line of every `toasim vm` guest. */
+export const GUEST_MARK = "toasim.guest=1";
 
 export interface Topology {
   readonly id: string;
   readonly clientNs: string;
-  readonly serverNs: string;
+  /** null: the server side is the root namespace. */
+  readonly serverNs: string | null;
+  /** The RS addresses added to the root namespace's lo (none unless serverNs is null). */
+  readonly rootAddresses: readonly string[];
   readonly clientTun: KernelTun;
   readonly serverTun: KernelTun;
   /**
@@ -76,7 +93,9 @@ export interface Topology {
 export interface TopologyState {
   readonly pid: number;
   readonly clientNs: string;
-  readonly serverNs: string;
+  /** null: the server side is the root namespace, holding rootAddresses on its lo. */
+  readonly serverNs: string | null;
+  readonly rootAddresses?: readonly string[];
   /** ISO 8601. */
   readonly startedAt: string;
   /** The owner's start time (/proc/PID/stat field 22), so a reused pid is not taken for it. */
@@ -154,10 +173,39 @@ export function runIp(args: readonly string[]): string {
   }
 }
 
-/** argv (ip path first) that runs `cmd` inside the namespace: spawn(argv[0], argv.slice(1)). */
-export function nsExecArgs(ns: string, cmd: readonly string[]): string[] {
+/**
+ * argv that runs `cmd` inside the namespace (null: the root namespace, so
+ * `cmd` itself): spawn(argv[0], argv.slice(1)).
+ */
+export function nsExecArgs(ns: string | null, cmd: readonly string[]): string[] {
+  if (ns === null) return [...cmd];
   netnsPath(ns);
   return [ipPath(), "netns", "exec", ns, ...cmd];
+}
+
+/** `ip` arguments that select the namespace (none for the root namespace). */
+export function ipNs(ns: string | null): string[] {
+  return ns === null ? [] : ["-n", ns];
+}
+
+/**
+ * Why the server side cannot be the root namespace here, or null when it can.
+ * A host's root namespace may drop what a TUN injects (measured on the
+ * machine toasim is developed on: silently, with no counter to show it), and
+ * its addresses and routes belong to its owner; a `toasim vm` guest's root
+ * namespace is toasim's to use and thrown away at power-off.
+ */
+export function rootPlacementRefusal(cmdline = kernelCmdline()): string | null {
+  if (cmdline.split(/\s+/).includes(GUEST_MARK)) return null;
+  return "the server side can be the root network namespace only inside a toasim vm guest (a host's root namespace may silently drop what a TUN injects, and its addresses are not toasim's to change): run it under toasim vm, or keep the default";
+}
+
+function kernelCmdline(): string {
+  try {
+    return readFileSync("/proc/cmdline", "utf8");
+  } catch {
+    return ""; // no /proc: not a toasim guest either
+  }
 }
 
 /** Throws NOT_ROOT, NO_TUN_SUPPORT or COMMAND_FAILED when a topology cannot be created here. */
@@ -235,12 +283,23 @@ function setSysctls(ns: string, extra: readonly (readonly [string, string])[]): 
   });
 }
 
-function rsAddressArgs(ns: string, addr: string): string[] {
-  const v6 = addr.includes(":");
-  const prefixed = addr.includes("/") ? addr : `${addr}/${v6 ? 128 : 32}`;
-  return v6
-    ? ["-n", ns, "-6", "addr", "add", prefixed, "dev", "lo", "nodad"]
-    : ["-n", ns, "addr", "add", prefixed, "dev", "lo"];
+function prefixed(addr: string): string {
+  return addr.includes("/") ? addr : `${addr}/${addr.includes(":") ? 128 : 32}`;
+}
+
+function rsAddressArgs(ns: string | null, addr: string): string[] {
+  return addr.includes(":")
+    ? [...ipNs(ns), "-6", "addr", "add", prefixed(addr), "dev", "lo", "nodad"]
+    : [...ipNs(ns), "addr", "add", prefixed(addr), "dev", "lo"];
+}
+
+/** Takes an RS address off the root namespace's lo; one already gone is not an error. */
+function removeRootAddress(addr: string): void {
+  try {
+    runIp([...(addr.includes(":") ? ["-6"] : []), "addr", "del", prefixed(addr), "dev", "lo"]);
+  } catch (e) {
+    if (!/Cannot assign requested address|No such|not found/i.test(String(e))) throw e;
+  }
 }
 
 /**
@@ -265,16 +324,30 @@ export function createTopology(spec: TopologySpec): Topology {
     );
   }
   checkPreconditions();
+  const root = spec.rsNetns === "root";
+  if (root) {
+    const why = rootPlacementRefusal();
+    if (why !== null) throw new TunError(TunErrorCode.rootNetnsRefused, why);
+  }
   const clientNs = clientNsName(id);
-  const serverNs = serverNsName(id);
-  const owner = listStates().find((e) => e.id === id);
+  const serverNs = root ? null : serverNsName(id);
+  const states = listStates();
+  const owner = states.find((e) => e.id === id);
   if (owner !== undefined && ownerAlive(owner.state)) {
     throw new TunError(
       TunErrorCode.topologyExists,
       `topology ${id} belongs to running process ${owner.state.pid}`,
     );
   }
-  for (const ns of [clientNs, serverNs]) {
+  const rootOwner = states.find((e) => e.state.serverNs === null && ownerAlive(e.state));
+  if (root && rootOwner !== undefined) {
+    throw new TunError(
+      TunErrorCode.topologyExists,
+      `the root namespace is already the server side of instance ${rootOwner.id} (process ${rootOwner.state.pid}): one at a time`,
+    );
+  }
+  const rsAddresses = [TopologyAddress.rs4, TopologyAddress.rs6, ...(spec.extraRsAddresses ?? [])];
+  for (const ns of serverNs === null ? [clientNs] : [clientNs, serverNs]) {
     if (existsSync(netnsPath(ns))) {
       throw new TunError(TunErrorCode.topologyExists, `netns ${ns} already exists`, null, {
         hint: "another toasim instance uses this id, or run toasim down to remove leftovers",
@@ -282,7 +355,7 @@ export function createTopology(spec: TopologySpec): Topology {
     }
   }
 
-  const parts: Parts = { id, namespaces: [], tuns: [], state: false };
+  const parts: Parts = { id, namespaces: [], tuns: [], rootAddresses: [], state: false };
   try {
     // The state file comes first: cleanupStale() in another process treats
     // a toasim namespace without a live owner as a leftover, and must not
@@ -291,10 +364,11 @@ export function createTopology(spec: TopologySpec): Topology {
       pid: process.pid,
       clientNs,
       serverNs,
+      ...(root ? { rootAddresses: rsAddresses } : {}),
       startedAt: new Date().toISOString(),
     });
     parts.state = true;
-    for (const ns of [clientNs, serverNs]) {
+    for (const ns of serverNs === null ? [clientNs] : [clientNs, serverNs]) {
       runIp(["netns", "add", ns]);
       parts.namespaces.push(ns);
       runIp(["-n", ns, "link", "set", "lo", "up"]);
@@ -302,7 +376,8 @@ export function createTopology(spec: TopologySpec): Topology {
     }
     const clientTun = KernelTun.open(CLIENT_TUN, { netns: clientNs });
     parts.tuns.push(clientTun);
-    const serverTun = KernelTun.open(SERVER_TUN, { netns: serverNs });
+    // The root namespace keeps its own sysctls: the guest's defaults suit.
+    const serverTun = KernelTun.open(SERVER_TUN, serverNs === null ? {} : { netns: serverNs });
     parts.tuns.push(serverTun);
 
     const A = TopologyAddress;
@@ -315,11 +390,13 @@ export function createTopology(spec: TopologySpec): Topology {
     runIp([...c, "route", "add", A.vipRange4, "dev", CLIENT_TUN, "src", A.client4]);
     runIp([...c, "-6", "route", "add", A.vipRange6, "dev", CLIENT_TUN, "src", A.client6]);
 
-    const r = ["-n", serverNs];
+    const r = ipNs(serverNs);
     runIp([...r, "link", "set", SERVER_TUN, "mtu", String(mtu), "up"]);
-    for (const addr of [A.rs4, A.rs6, ...(spec.extraRsAddresses ?? [])]) {
+    for (const addr of rsAddresses) {
       runIp(rsAddressArgs(serverNs, addr));
+      if (serverNs === null) parts.rootAddresses.push(addr);
     }
+    // Routes through tun-r go away with it, in the root namespace too.
     runIp([...r, "route", "add", A.rsRange4, "dev", SERVER_TUN]);
     runIp([...r, "-6", "route", "add", A.rsRange6, "dev", SERVER_TUN]);
 
@@ -335,6 +412,7 @@ export function createTopology(spec: TopologySpec): Topology {
       id,
       clientNs,
       serverNs,
+      rootAddresses: [...parts.rootAddresses],
       clientTun,
       serverTun,
       destroy() {
@@ -357,6 +435,8 @@ interface Parts {
   readonly id: string;
   readonly namespaces: string[];
   readonly tuns: KernelTun[];
+  /** RS addresses added to the root namespace's lo (rsNetns "root"). */
+  readonly rootAddresses: string[];
   state: boolean;
 }
 
@@ -374,6 +454,13 @@ function teardown(parts: Parts): unknown[] {
   for (const ns of parts.namespaces.splice(0)) {
     try {
       deleteNamespace(ns);
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  for (const addr of parts.rootAddresses.splice(0)) {
+    try {
+      removeRootAddress(addr);
     } catch (e) {
       errors.push(e);
     }
@@ -520,7 +607,10 @@ export function listStates(): StateEntry[] {
         ...raw,
         pid: typeof raw.pid === "number" ? raw.pid : 0,
         clientNs: typeof raw.clientNs === "string" ? raw.clientNs : clientNsName(id),
-        serverNs: typeof raw.serverNs === "string" ? raw.serverNs : serverNsName(id),
+        serverNs:
+          raw.serverNs === null || typeof raw.serverNs === "string"
+            ? raw.serverNs
+            : serverNsName(id),
         startedAt: typeof raw.startedAt === "string" ? raw.startedAt : "",
       };
     } catch {
@@ -559,7 +649,7 @@ export function cleanupStale(): { removed: string[]; removedStates: string[] } {
   for (const { state } of states) {
     if (ownerAlive(state)) {
       live.add(state.clientNs);
-      live.add(state.serverNs);
+      if (state.serverNs !== null) live.add(state.serverNs);
     }
   }
   const removed: string[] = [];
@@ -576,6 +666,16 @@ export function cleanupStale(): { removed: string[]; removedStates: string[] } {
   const removedStates: string[] = [];
   for (const { id, state } of states) {
     if (ownerAlive(state)) continue;
+    // Its tun-r and routes went with its process; addresses on lo stay.
+    if (state.serverNs === null) {
+      for (const addr of state.rootAddresses ?? []) {
+        try {
+          removeRootAddress(addr);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+    }
     removeState(id);
     removedStates.push(id);
   }

@@ -4,6 +4,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { onPath } from "../run-process.js";
+import { GUEST_MARK } from "../tun/topology.js";
 import { type CpioEntry, cpioArchive } from "./cpio.js";
 import { VmError, VmErrorCode } from "./errors.js";
 import {
@@ -206,7 +207,7 @@ export async function runVm(opts: VmRunOptions): Promise<VmResult> {
       "-initrd",
       initrd,
       "-append",
-      "console=ttyS0 quiet panic=-1",
+      `console=ttyS0 quiet panic=-1 ${GUEST_MARK}`,
       "-virtfs",
       `local,path=/,mount_tag=${ROOT_TAG},security_model=none,readonly=on,multidevs=remap`,
       "-virtfs",

@@ -105,7 +105,7 @@ describeTier("e2e (API)", missing, "the toasim API (up, attach) end to end", () 
     const body = async () => {
       await using gw = await toasim.up({ decoder: "none" });
       id = gw.id;
-      namespaces = [gw.clientNamespace, gw.serverNamespace];
+      namespaces = [gw.clientNamespace, gw.serverNamespace ?? "root"];
       expect(namespaces).toEqual([`toasim-${id}-c`, `toasim-${id}-r`]);
       expect(netnsList()).toEqual(expect.arrayContaining(namespaces));
       expect(toasim.instances().map((i) => i.id)).toContain(id);

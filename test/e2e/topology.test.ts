@@ -57,7 +57,7 @@ function ip(...args: string[]): string {
   return sh(["ip", ...args]);
 }
 
-function inNs(ns: string, cmd: string[]): string {
+function inNs(ns: string | null, cmd: string[]): string {
   return sh(nsExecArgs(ns, cmd));
 }
 
@@ -120,7 +120,7 @@ print(json.dumps({"data": data.decode(), "peer": peer[0], "port": peer[1]}), flu
 s.sendto(b"pong", peer)
 `;
 
-function send(ns: string, dst: string, port: number, src = ""): void {
+function send(ns: string | null, dst: string, port: number, src = ""): void {
   inNs(ns, ["python3", "-c", SEND, dst, String(port), src]);
 }
 
@@ -130,7 +130,7 @@ interface Listener {
   proc: ChildProcess;
 }
 
-function listen(ns: string, addr: string, port: number): Listener {
+function listen(ns: string | null, addr: string, port: number): Listener {
   const argv = nsExecArgs(ns, ["python3", "-c", LISTEN, addr, String(port)]);
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -171,7 +171,8 @@ function udp(src: string, dst: string, srcPort: number, dstPort: number, text: s
 describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
   it("creates both namespaces with their devices, addresses, routes and sysctls", () => {
     const t = topology();
-    const { clientNs: c, serverNs: r } = t;
+    const c = t.clientNs;
+    const r = t.serverNs!;
     expect(netnsList()).toEqual(expect.arrayContaining([c, r]));
 
     const links = JSON.parse(ip("-j", "-n", c, "link", "show", "tun-c")) as {
@@ -315,6 +316,21 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     expect(netnsList().filter((n) => n.startsWith(`toasim-${id}-`))).toEqual([]);
     expect(existsSync(join(STATE_DIR, `${id}.json`))).toBe(false);
     expect(tunFdsOpen()).toBe(before);
+  });
+
+  it("refuses the root namespace as the server side on a host, creating nothing", () => {
+    const id = newInstanceId();
+    let err: unknown;
+    try {
+      live.push(createTopology({ id, rsNetns: "root" }));
+    } catch (e) {
+      err = e;
+    }
+    expect((err as TunError).code).toBe("ROOT_NETNS_REFUSED");
+    expect((err as TunError).message).toMatch(/only inside a toasim vm guest/);
+    expect(netnsList().filter((n) => n.startsWith(`toasim-${id}-`))).toEqual([]);
+    expect(existsSync(join(STATE_DIR, `${id}.json`))).toBe(false);
+    expect(ip("-br", "link")).not.toMatch(/tun-r/);
   });
 
   it("refuses an id in use and leaves the running topology alone", () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -38,13 +38,18 @@ function missing(): string | null {
   return null;
 }
 
+/** `node bin/toasim.js ARGS`, its output kept. */
+const toasim = (args: readonly string[], timeoutMs: number) =>
+  runProcess([process.execPath, CLI, ...args], { timeoutMs, keepAll: true });
+
 async function check(
   module: string,
   out: string,
+  more: readonly string[] = [],
 ): Promise<{ code: number | null; report: CheckReport; stderr: string }> {
-  const r = await runProcess(
-    [process.execPath, CLI, "check", "--kernel", KERNEL, "--build", module, "--json", "--out", out],
-    { timeoutMs: 1_200_000, keepAll: true },
+  const r = await toasim(
+    ["check", "--kernel", KERNEL, "--build", module, "--json", "--out", out, ...more],
+    1_200_000,
   );
   if (!r.stdout.startsWith("{")) throw new Error(`toasim check printed no report: ${r.stderr}`);
   return { code: r.code, report: JSON.parse(r.stdout) as CheckReport, stderr: r.stderr };
@@ -121,11 +126,70 @@ describeTier("kernel", missing(), `toasim check on Debian ${KERNEL} under QEMU`,
     expect(r.code).toBe(1);
   });
 
-  it("a module that does not build is a result: its compiler's first error", async () => {
-    const r = await runProcess(
+  it("a module that hooks only the root namespace fails with its server in toasim's, passes in the guest's root", async () => {
+    const out = join(tmp, "root-only");
+    const r = await check(`${join(ROOT, "test/fixtures/limited-toa")} init_net_only=1`, out, [
+      ...["--case", "tcp.syn-only", "--family", "v4", "--reader", "2049"],
+      ...["--rs-netns", "toasim,root", "--keep-pcaps", "all", "--report", join(out, "report.html")],
+    ]);
+    const rows = r.report.cases.map((c) => `${c.placement} ${c.result}`);
+    expect(rows).toEqual(["server-netns fail", "root-netns pass"]);
+    const [inNs, inRoot] = r.report.cases;
+    // In toasim's namespace the module never saw the SYN: the reader got no client.
+    expect(inNs!.got).not.toBe(inNs!.expected);
+    expect(inNs!.diagnosis).toMatch(/./);
+    expect(inRoot!.got).toBe(inRoot!.expected);
+    // The two runs' captures do not overwrite each other.
+    expect(inNs!.pcaps?.server).toMatch(/^pcaps\/[^/]+-amd64\//);
+    expect(inRoot!.pcaps?.server).toMatch(/^pcaps\/[^/]+-amd64-root\//);
+    for (const c of [inNs!, inRoot!]) expect(existsSync(join(out, c.pcaps!.server))).toBe(true);
+    // The burst and the unload ran with the server in the root namespace, where the hooks are.
+    expect(r.report.kernels[0]!.memory).toMatch(/^2000 of 2000 connections in the burst/);
+    expect(r.report.kernels[0]!.unload).toMatch(/^clean, with 10 connections open and busy/);
+    expect(r.code).toBe(1);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    expect(html).toContain(
+      "toasim&#39;s server namespace (server-netns), the root namespace (root-netns)",
+    );
+  });
+
+  it("an instance with its servers in the guest's root namespace works, and leaves nothing there", async () => {
+    const r = await toasim(
       [
+        "vm",
+        "--kernel",
+        KERNEL,
+        "--quiet",
+        "--",
         process.execPath,
-        CLI,
+        join(ROOT, "test/kernel/root-netns-guest.mjs"),
+      ],
+      600_000,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+    const rs = ["192.0.2.10/32", "2001:db8:5::10/128"];
+    expect(o).toEqual({
+      serverNamespace: null,
+      loDuring: rs,
+      routeDuring: true,
+      reply: "hello from the root namespace",
+      second: expect.stringMatching(
+        /^TOPOLOGY_EXISTS: the root namespace is already the server side of instance \w+/,
+      ),
+      loAfterStop: [],
+      routeAfterStop: false,
+      loBeforeKill: rs,
+      // A SIGKILL leaves the addresses (tun-r and its routes die with the process)...
+      loAfterKill: rs,
+      // ...and down() takes them away.
+      loAfterDown: [],
+    });
+  });
+
+  it("a module that does not build is a result: its compiler's first error", async () => {
+    const r = await toasim(
+      [
         "check",
         "--kernel",
         KERNEL,
@@ -135,7 +199,7 @@ describeTier("kernel", missing(), `toasim check on Debian ${KERNEL} under QEMU`,
         "--out",
         join(tmp, "broken"),
       ],
-      { timeoutMs: 600_000, keepAll: true },
+      600_000,
     );
     const rep = JSON.parse(r.stdout) as CheckReport;
     expect(rep.kernels[0]).toMatchObject({ built: false, ok: false });
