@@ -141,7 +141,11 @@ async function connectionBurst(rsNetns: RsNetns): Promise<string> {
       timeoutMs: 30_000,
     });
     await server.stop();
-    return `${p.results.completed} of ${BURST} connections in the burst, ${p.results.matched} with the client in getpeername`;
+    const why = Object.entries(p.results.failed)
+      .filter(([, n]) => n > 0)
+      .map(([reason, n]) => `${n} ${reason}`);
+    const failed = why.length > 0 ? ` (failed: ${why.join(", ")})` : "";
+    return `${p.results.completed} of ${BURST} connections in the burst${failed}, ${p.results.matched} with the client in getpeername`;
   } finally {
     await inst.stop();
   }

@@ -82,7 +82,9 @@ const RING = 1024;
 const SLOT = 1600;
 const RX = 2048;
 const RTO_MS = 1000;
-const MAX_RETRIES = 4;
+// Doubling as TCP does (1, 2, 4, 8, 16 s): a guest stalled for seconds under
+// software emulation loses a connection only when its deadline passes.
+const MAX_RETRIES = 5;
 const WINDOW = 65535;
 const MAX_MISMATCHES = 10;
 
@@ -298,8 +300,12 @@ export class ScriptedClients {
         now,
       );
     } else {
-      this.timer[c] = now + RTO_MS;
+      this.timer[c] = now + this.rto(c);
     }
+  }
+
+  private rto(c: number): number {
+    return RTO_MS << Math.min(this.retries[c]!, MAX_RETRIES - 1);
   }
 
   private segment(c: number, buf: Uint8Array, l4: number, end: number): void {
@@ -552,7 +558,7 @@ export class ScriptedClients {
     writeU16(out, t + 16, finish(sumBytes(out, t, tcpLen + payload, ps)));
     this.ringLen[this.tail] = total;
     this.tail = (this.tail + 1) % RING;
-    this.timer[c] = now + RTO_MS;
+    this.timer[c] = now + this.rto(c);
   }
 }
 

@@ -504,18 +504,23 @@ async function unloadPhase(): Promise<void> {
         ]),
       );
     }
-    await sleep(4000);
-    const ss = await run([
-      "ip",
-      "netns",
-      "exec",
-      inst.serverNs,
-      "ss",
-      "-Htn",
-      "state",
-      "established",
-    ]);
-    const open = ss.stdout.split("\n").filter((l) => l.includes(":8080")).length;
+    // Counted until all ten are up (or 30 s): under software emulation,
+    // beside other VMs, a client's socat can take seconds to start.
+    let open = 0;
+    for (let waited = 0; waited < 30_000 && open < 10; waited += 1000) {
+      await sleep(1000);
+      const ss = await run([
+        "ip",
+        "netns",
+        "exec",
+        inst.serverNs,
+        "ss",
+        "-Htn",
+        "state",
+        "established",
+      ]);
+      open = ss.stdout.split("\n").filter((l) => l.includes(":8080")).length;
+    }
     // -T 20: under software emulation insmod and rmmod stall the guest for
     // seconds; a connection caught in that stall is late, not lost.
     churn = new Bg([

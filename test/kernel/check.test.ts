@@ -57,6 +57,24 @@ async function check(
 
 const key = (c: CaseResult) => `${c.id} ${c.family} ${c.reader}`;
 
+/**
+ * The burst line of a kernel's report. Under software emulation, with
+ * other VMs on the same two cores, a guest can stall past a connection's
+ * deadline: a few timeouts are the machine's; a reset or a wrong answer is
+ * the module's, and fails.
+ */
+function burstOf(memory: string | null | undefined): { completed: number; matched: number } {
+  const line = memory ?? "";
+  const m = /^(\d+) of 2000 connections in the burst(?: \(failed: ([^)]*)\))?, (\d+) with/.exec(
+    line,
+  );
+  expect(m, line).not.toBeNull();
+  const completed = Number(m![1]);
+  expect(m![2] ?? "", line).toMatch(/^(\d+ timeout)?$/);
+  expect(completed, line).toBeGreaterThanOrEqual(1980);
+  return { completed, matched: Number(m![3]) };
+}
+
 describeTier("kernel", missing(), `toasim check on Debian ${KERNEL} under QEMU`, () => {
   it("toasim's module passes the whole battery, and the kernel stays healthy", async () => {
     const r = await check("toasim", join(tmp, "toasim"));
@@ -72,9 +90,9 @@ describeTier("kernel", missing(), `toasim check on Debian ${KERNEL} under QEMU`,
     const k = rep.kernels[0]!;
     expect(k).toMatchObject({ built: true, problems: [], ok: true });
     expect(k.unload).toBe("clean, with 10 connections open and busy: all went on after it");
-    expect(k.memory).toMatch(
-      /^2000 of 2000 connections in the burst, 2000 with the client in getpeername; kmalloc caches back/,
-    );
+    const burst = burstOf(k.memory);
+    expect(burst.matched).toBe(burst.completed);
+    expect(k.memory).toMatch(/; kmalloc caches back/);
     expect(rep.ok).toBe(true);
     expect(r.code).toBe(0);
     // What the issue asks: one module on one kernel under software emulation in under 5 minutes.
@@ -144,7 +162,7 @@ describeTier("kernel", missing(), `toasim check on Debian ${KERNEL} under QEMU`,
     expect(inRoot!.pcaps?.server).toMatch(/^pcaps\/[^/]+-amd64-root\//);
     for (const c of [inNs!, inRoot!]) expect(existsSync(join(out, c.pcaps!.server))).toBe(true);
     // The burst and the unload ran with the server in the root namespace, where the hooks are.
-    expect(r.report.kernels[0]!.memory).toMatch(/^2000 of 2000 connections in the burst/);
+    burstOf(r.report.kernels[0]!.memory);
     expect(r.report.kernels[0]!.unload).toMatch(/^clean, with 10 connections open and busy/);
     expect(r.code).toBe(1);
     const html = readFileSync(join(out, "report.html"), "utf8");
