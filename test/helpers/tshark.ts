@@ -12,7 +12,12 @@ export type Row = Record<string, string>;
  * validation on. Repeated fields are joined with "|". mDNS/DNS are off: the
  * test payloads on ports 53/5353 are not DNS.
  */
-export function tshark(file: string, fields: readonly string[], filter?: string): Row[] {
+export function tshark(
+  file: string,
+  fields: readonly string[],
+  filter?: string,
+  prefs: readonly string[] = [],
+): Row[] {
   const args = [
     "-n",
     "-r",
@@ -38,6 +43,7 @@ export function tshark(file: string, fields: readonly string[], filter?: string)
     "-E",
     "aggregator=|",
     ...fields.flatMap((f) => ["-e", f]),
+    ...prefs.flatMap((p) => ["-o", p]),
   ];
   if (filter) args.push("-Y", filter);
   const out = execFileSync("tshark", args, {
