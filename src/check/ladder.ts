@@ -192,7 +192,7 @@ function uoaIpo(d: Uint8Array, s: Seen): void {
   try {
     ipCursor.reset(d, IPV4_MIN_HEADER, info.ipHeaderLength);
     while (ipCursor.next()) {
-      if (ipCursor.type !== UOA_OPTION_TYPE) continue;
+      if (ipCursor.kind !== UOA_OPTION_TYPE) continue;
       const r = decodeUoaOption(d, ipCursor.at, ipCursor.at + ipCursor.length);
       s.carriers.push(`UOA ${ep(r.addr, r.port)} (ipo)`);
     }

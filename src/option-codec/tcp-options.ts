@@ -1,9 +1,8 @@
 import { readU16, readU32, writeU16, writeU32 } from "./bytes.js";
-import { CodecError, CodecErrorCode } from "./errors.js";
+import { encodeOption, OptionByte, OptionCursor, optionLength } from "./option-walk.js";
 
 export const TcpOptionKind = {
-  eol: 0,
-  nop: 1,
+  ...OptionByte,
   mss: 2,
   windowScale: 3,
   sackPermitted: 4,
@@ -27,86 +26,28 @@ export interface TcpOption {
   readonly data: Uint8Array;
 }
 
-/**
- * Non-allocating walk over a TCP option area with the guards of the Linux
- * kernel's tcp_parse_options: a length byte must exist, be >= 2 ("silly")
- * and not run past the area ("partial"). Where the kernel silently stops,
- * this throws, so callers can count the reason.
- */
-export class TcpOptionCursor {
-  buf: Uint8Array = new Uint8Array(0);
-  pos = 0;
-  end = 0;
-  at = 0;
-  kind = 0;
-  length = 0;
-
-  reset(buf: Uint8Array, start: number, end: number): this {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
-    return this;
-  }
-
-  next(): boolean {
-    if (this.pos >= this.end) return false;
-    const b = this.buf;
-    this.at = this.pos;
-    this.kind = b[this.pos]!;
-    if (this.kind === TcpOptionKind.eol) {
-      this.length = 1;
-      this.pos = this.end;
-      return true;
-    }
-    if (this.kind === TcpOptionKind.nop) {
-      this.length = 1;
-      this.pos += 1;
-      return true;
-    }
-    if (this.pos + 2 > this.end) {
-      throw new CodecError(
-        CodecErrorCode.optionOverrun,
-        this.pos,
-        `TCP option ${this.kind} has no length byte`,
-      );
-    }
-    const len = b[this.pos + 1]!;
-    if (len < 2) {
-      throw new CodecError(
-        CodecErrorCode.badOptionLength,
-        this.pos,
-        `TCP option ${this.kind} length ${len} < 2`,
-      );
-    }
-    if (this.pos + len > this.end) {
-      throw new CodecError(
-        CodecErrorCode.optionOverrun,
-        this.pos,
-        `TCP option ${this.kind} length ${len} runs past the header`,
-      );
-    }
-    this.length = len;
-    this.pos += len;
-    return true;
+/** The walk over a TCP option area (option-walk.ts: EOL ends it, as in tcp_parse_options). */
+export class TcpOptionCursor extends OptionCursor {
+  constructor() {
+    super("TCP option");
   }
 }
 
 const cursor = new TcpOptionCursor();
 
-/** Options up to EOL; bytes after EOL are padding and are not kept. */
+/** The options before EOL; EOL and what follows it are padding and are not kept. */
 export function parseTcpOptions(buf: Uint8Array, start: number, end: number): TcpOption[] {
   const out: TcpOption[] = [];
   const c = cursor.reset(buf, start, end);
   while (c.next()) {
     const dataStart = c.length === 1 ? c.at + 1 : c.at + 2;
     out.push({ kind: c.kind, data: buf.slice(dataStart, c.at + c.length) });
-    if (c.kind === TcpOptionKind.eol) break;
   }
   return out;
 }
 
 export function tcpOptionLength(o: TcpOption): number {
-  return o.kind === TcpOptionKind.eol || o.kind === TcpOptionKind.nop ? 1 : 2 + o.data.length;
+  return optionLength(o.kind, o.data.length);
 }
 
 /** Unpadded length of a list of options. */
@@ -117,18 +58,7 @@ export function tcpOptionsLength(options: readonly TcpOption[]): number {
 }
 
 export function encodeTcpOption(o: TcpOption, buf: Uint8Array, off: number): number {
-  buf[off] = o.kind;
-  if (o.kind === TcpOptionKind.eol || o.kind === TcpOptionKind.nop) return 1;
-  if (o.data.length > MAX_TCP_OPTIONS - 2) {
-    throw new CodecError(
-      CodecErrorCode.badValue,
-      off,
-      `TCP option ${o.kind} data of ${o.data.length} bytes`,
-    );
-  }
-  buf[off + 1] = o.data.length + 2;
-  buf.set(o.data, off + 2);
-  return 2 + o.data.length;
+  return encodeOption(o.kind, o.data, buf, off, "TCP option");
 }
 
 /** Writes the options and pads with EOL to a multiple of 4; returns the padded length. */

@@ -105,7 +105,6 @@ function gatherOptions(
   cursor.reset(buf, t + TCP_MIN_HEADER, t + info.tcpHeaderLength);
   while (cursor.next()) {
     const k = cursor.kind;
-    if (k === TcpOptionKind.eol) break;
     if (k === TcpOptionKind.nop || policy.staleKinds.includes(k)) continue;
     if (stage === 2) {
       const keep =
@@ -197,7 +196,6 @@ export function nopOutTcpOptions(
   let n = 0;
   cursor.reset(buf, t + TCP_MIN_HEADER, t + info.tcpHeaderLength);
   while (cursor.next()) {
-    if (cursor.kind === TcpOptionKind.eol) break;
     if (cursor.length > 1 && kinds.includes(cursor.kind)) {
       editInPlace(buf, info, cursor.at, cursor.length, TcpOptionKind.nop);
       n++;
@@ -214,7 +212,6 @@ export function lowerMss(buf: Uint8Array, info: PacketInfo, delta: number, floor
   const t = info.l4Offset;
   cursor.reset(buf, t + TCP_MIN_HEADER, t + info.tcpHeaderLength);
   while (cursor.next()) {
-    if (cursor.kind === TcpOptionKind.eol) break;
     if (cursor.kind !== TcpOptionKind.mss || cursor.length !== 4) continue;
     const at = cursor.at + 2;
     const old = readU16(buf, at);
@@ -237,7 +234,6 @@ export function findTcpOption(buf: Uint8Array, info: PacketInfo, kind: number, l
   const t = info.l4Offset;
   cursor.reset(buf, t + TCP_MIN_HEADER, t + info.tcpHeaderLength);
   while (cursor.next()) {
-    if (cursor.kind === TcpOptionKind.eol) break;
     if (cursor.kind === kind && (len === 0 || cursor.length === len)) return cursor.at;
   }
   return -1;

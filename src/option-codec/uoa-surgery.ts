@@ -1,7 +1,7 @@
 import type { IpAddress } from "./address.js";
 import { readU16, writeU16 } from "./bytes.js";
 import { CodecError, CodecErrorCode } from "./errors.js";
-import { IpOptionCursor, IpOptionType } from "./ip-options.js";
+import { IpOptionCursor } from "./ip-options.js";
 import { IPV4_MAX_HEADER, IPV4_MIN_HEADER, IpProtocol, Ipv4Field } from "./ipv4.js";
 import {
   fillIpv4Checksum,
@@ -105,8 +105,7 @@ export function removeUoaIpo(buf: Uint8Array, info: PacketInfo): UoaRepr | null 
   if (info.family !== 4) return null;
   ipCursor.reset(buf, IPV4_MIN_HEADER, info.ipHeaderLength);
   while (ipCursor.next()) {
-    if (ipCursor.type === IpOptionType.eol) break;
-    if (ipCursor.type !== UOA_OPTION_TYPE) continue;
+    if (ipCursor.kind !== UOA_OPTION_TYPE) continue;
     const at = ipCursor.at;
     const len = ipCursor.length;
     const uoa = decodeUoaOption(buf, at, at + len);
