@@ -1,5 +1,6 @@
 import { craftExchange } from "../craft/exchange.js";
-import { CarrierOutcome, unsupportedFlow } from "../fullnat-sim/gateway.js";
+import { FlowRefusal, unsupportedFlow } from "../fullnat-sim/flow-support.js";
+import { CarrierOutcome } from "../fullnat-sim/gateway.js";
 import type { ProfileName } from "../fullnat-sim/profiles.js";
 import { type Endpoint, familyOf, formatEndpoint, parseEndpoint } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
@@ -81,12 +82,13 @@ function whole(v: unknown, option: string, min: number, max: number, dflt: numbe
 }
 
 /** Which option a flow the profile cannot carry is blamed on. */
-function optionForReason(why: string, proto: string): string {
-  if (why.includes("carrier")) return proto === "udp" ? "proto" : "profile";
-  if (why.includes("ipo")) return "settings.uoa";
-  if (why.includes("TOA for IPv6")) return "profile";
-  return "rs";
-}
+/** The option to blame for a flow the profile cannot carry. */
+const OPTION_FOR: Readonly<Record<FlowRefusal, (proto: string) => string>> = {
+  [FlowRefusal.noCarrier]: (proto) => (proto === "udp" ? "proto" : "profile"),
+  [FlowRefusal.ipoNotV4]: () => "settings.uoa",
+  [FlowRefusal.noToaV6]: () => "profile",
+  [FlowRefusal.nat46]: () => "rs",
+};
 
 const MARKS: { readonly [K in CarrierOutcome]?: CarrierMark } = {
   [CarrierOutcome.inserted]: "carrier",
@@ -130,7 +132,7 @@ export function craft(o: CraftOptions = {}): CraftResult {
   if (profile.tcp?.carrier === "toa" && profile.tcp.v4.layout === ToaLayout.portAddrVaddr && v6)
     badOption("settings.toaLayout", "port-addr-vaddr carries IPv4 clients only");
   const why = unsupportedFlow(profile, proto, familyOf(client.addr), familyOf(rs.addr));
-  if (why) badOption(optionForReason(why, proto), why);
+  if (why) badOption(OPTION_FOR[why.code](proto), why.message);
   let packets: ReturnType<typeof craftExchange>;
   try {
     packets = craftExchange({

@@ -9,7 +9,7 @@ import {
 } from "../fullnat-sim/config.js";
 import { GatewayError } from "../fullnat-sim/errors.js";
 import { type FaultConfig, parseFaultConfig } from "../fullnat-sim/faults.js";
-import { unsupportedFlow } from "../fullnat-sim/gateway.js";
+import { unforwardable, unsupportedFlow } from "../fullnat-sim/flow-support.js";
 import {
   isProfileName,
   PROFILE_NAMES,
@@ -363,7 +363,7 @@ function checkService(s: ServiceConfig, where: string, profile: Profile): void {
     if (inPoolRange && last >= (v4 ? 100 : 0x100) && last <= (v4 ? 131 : 0x131))
       badOption(where, `real server ${formatEndpoint(e)} is inside the gateway's LIP pool`);
     const why = unsupportedFlow(profile, s.proto, familyOf(s.vip.addr), familyOf(e.addr));
-    if (why?.includes("NAT46") || why?.includes("ipo")) badOption(where, why);
+    if (why !== null && unforwardable(why)) badOption(where, why.message);
   }
 }
 

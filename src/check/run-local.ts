@@ -7,7 +7,7 @@ import { profileOf, type RsNetns } from "../api/options.js";
 import type { NsProcess } from "../api/process.js";
 import { up } from "../api/up.js";
 import { SCRIPT_DEFAULTS } from "../craft/script-spec.js";
-import { unsupportedFlow } from "../fullnat-sim/gateway.js";
+import { unsupportedFlow } from "../fullnat-sim/flow-support.js";
 import type { Profile, ProfileName } from "../fullnat-sim/profiles.js";
 import { ToaLayout } from "../option-codec/toa.js";
 import { shippedPath } from "../package-files.js";

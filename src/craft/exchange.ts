@@ -1,8 +1,8 @@
 import { DEFAULT_TIMEOUTS } from "../fullnat-sim/config.js";
-import { CarrierOutcome, Gateway, GatewayError, unsupportedFlow } from "../fullnat-sim/gateway.js";
+import { unsupportedFlow } from "../fullnat-sim/flow-support.js";
+import { CarrierOutcome, Gateway, GatewayError } from "../fullnat-sim/gateway.js";
 import type { Profile } from "../fullnat-sim/profiles.js";
-
-import { type Endpoint, formatIp } from "../option-codec/address.js";
+import { type Endpoint, familyOf, formatIp } from "../option-codec/address.js";
 import { IpProtocol } from "../option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../option-codec/packet.js";
 import { TcpFlag, type TcpRepr } from "../option-codec/tcp.js";
@@ -70,16 +70,16 @@ function synOptions(ts: number): TcpOption[] {
 
 export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
   const { client, vip, rs, lip } = o.endpoints;
-  const cf = client.addr.length === 4 ? 4 : 6;
-  const rf = rs.addr.length === 4 ? 4 : 6;
-  if ((vip.addr.length === 4 ? 4 : 6) !== cf) {
+  const cf = familyOf(client.addr);
+  const rf = familyOf(rs.addr);
+  if (familyOf(vip.addr) !== cf) {
     throw new GatewayError("BAD_CONFIG", "the client and the VIP must be of the same family");
   }
-  if ((lip.addr.length === 4 ? 4 : 6) !== rf) {
+  if (familyOf(lip.addr) !== rf) {
     throw new GatewayError("BAD_CONFIG", "the LIP and the real server must be of the same family");
   }
   const why = unsupportedFlow(o.profile, o.protocol, cf, rf);
-  if (why) throw new GatewayError("BAD_CONFIG", why);
+  if (why) throw new GatewayError("BAD_CONFIG", why.message);
   // The real gateway, with one service, one server and one LIP port.
   const gw = new Gateway({
     profile: o.profile,

@@ -1,5 +1,5 @@
 import type { Endpoint, IpAddress } from "../option-codec/address.js";
-import { formatIp } from "../option-codec/address.js";
+import { familyOf, formatIp } from "../option-codec/address.js";
 import { readU16, readU32, writeU16, writeU32 } from "../option-codec/bytes.js";
 import { finish, pseudoHeaderSum, sumBytes } from "../option-codec/checksum.js";
 import { IpProtocol } from "../option-codec/ipv4.js";
@@ -142,7 +142,7 @@ export class ScriptedClients {
     private readonly clock: () => number,
   ) {
     const n = spec.connections;
-    this.family = spec.base.length === 4 ? 4 : 6;
+    this.family = familyOf(spec.base);
     this.alen = spec.base.length;
     this.phase = new Uint8Array(n);
     this.flags = new Uint8Array(n);

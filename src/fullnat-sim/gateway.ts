@@ -32,6 +32,7 @@ import { insertUoaIpo, insertUoaOpp, writeUoaIpoProbe } from "../option-codec/uo
 import type { GatewayConfig } from "./config.js";
 import { ConnFlag, ConnState, ConnTable } from "./conn-table.js";
 import { GatewayError } from "./errors.js";
+import { unforwardable, unsupportedFlow } from "./flow-support.js";
 import { PacketClass } from "./packet-class.js";
 import type { ToaPolicy } from "./profiles.js";
 import { newStats, Stat } from "./stats.js";
@@ -45,35 +46,6 @@ export const CarrierOutcome = {
   failed: 3,
 } as const;
 export type CarrierOutcome = (typeof CarrierOutcome)[keyof typeof CarrierOutcome];
-
-/**
- * Why a profile cannot carry a client of this family over this protocol,
- * or null if it can: for commands to refuse up front what the gateway
- * would otherwise drop packet by packet.
- */
-export function unsupportedFlow(
-  profile: GatewayConfig["profile"],
-  proto: "tcp" | "udp",
-  clientFamily: 4 | 6,
-  serverFamily: 4 | 6,
-): string | null {
-  const policy = proto === "tcp" ? profile.tcp : profile.udp;
-  if (!policy) return `profile ${profile.name} has no ${proto.toUpperCase()} carrier`;
-  if (clientFamily === 4 && serverFamily === 6) {
-    return "an IPv4 client cannot reach an IPv6 server (NAT46 is not supported)";
-  }
-  if (policy.carrier === "toa" && clientFamily === 6 && !policy.v6) {
-    return `profile ${profile.name} has no TOA for IPv6 clients`;
-  }
-  if (
-    policy.carrier === "uoa" &&
-    policy.mode === "ipo" &&
-    (clientFamily !== 4 || serverFamily !== 4)
-  ) {
-    return "UOA ipo mode is IPv4 only on both sides; use opp";
-  }
-  return null;
-}
 
 export { GatewayError } from "./errors.js";
 
@@ -174,8 +146,7 @@ export class Gateway {
           );
         }
         const why = unsupportedFlow(config.profile, s.proto, family, rf);
-        if (why?.includes("ipo") || why?.includes("NAT46"))
-          throw new GatewayError("BAD_CONFIG", why);
+        if (why !== null && unforwardable(why)) throw new GatewayError("BAD_CONFIG", why.message);
         if ((rf === 4 ? this.lips4 : this.lips6).length === 0) {
           throw new GatewayError(
             "BAD_CONFIG",
