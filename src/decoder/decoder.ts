@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { Errno, errnoName } from "../errno.js";
 import { parseIp } from "../option-codec/address.js";
 import { inNetns } from "../tun/netns.js";
 import { decoderObject, KERNEL_BTF } from "./build.js";
@@ -91,19 +92,16 @@ function fail(code: DecoderErrorCode, what: string, errno: number): DecoderError
   return new DecoderError(code, `${what}: ${errnoText(e)}`, e);
 }
 
+/** What an errno means for a BPF call, where the bare name would not say. */
+const BPF_HINTS: Readonly<Partial<Record<number, string>>> = {
+  [Errno.EPERM]: "EPERM (not permitted: root, and no lockdown, are needed)",
+  [Errno.ENODEV]: "ENODEV (no such device)",
+  [Errno.ENOSYS]: "ENOSYS (the kernel has no BPF syscall: CONFIG_BPF_SYSCALL)",
+  [Errno.EOPNOTSUPP]: "EOPNOTSUPP (this kernel lacks the program type or attach point)",
+};
+
 function errnoText(e: number): string {
-  const names: Record<number, string> = {
-    1: "EPERM (not permitted: root, and no lockdown, are needed)",
-    2: "ENOENT",
-    13: "EACCES",
-    16: "EBUSY",
-    17: "EEXIST",
-    19: "ENODEV (no such device)",
-    22: "EINVAL",
-    38: "ENOSYS (the kernel has no BPF syscall: CONFIG_BPF_SYSCALL)",
-    95: "EOPNOTSUPP (this kernel lacks the program type or attach point)",
-  };
-  return names[e] ?? `errno ${e}`;
+  return BPF_HINTS[e] ?? errnoName(e) ?? `errno ${e}`;
 }
 
 export class EbpfDecoder {
@@ -251,7 +249,7 @@ export class EbpfDecoder {
         );
       const hook = tcHook(ifindex);
       const rc = b.tcHookCreate(hook);
-      if (rc < 0 && rc !== -17)
+      if (rc < 0 && rc !== -Errno.EEXIST)
         throw fail(DecoderErrorCode.attachFailed, `create the clsact qdisc on ${ifname}`, rc);
       const opts = new Uint8Array(TcLayout.optsSize);
       const dv = new DataView(opts.buffer);

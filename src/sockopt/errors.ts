@@ -1,3 +1,5 @@
+import { type ErrnoName, errnoName } from "../errno.js";
+
 /**
  * The one error type of the sockopt layer. `code` is stable (callers and
  * tests branch on it); `errno` and `errnoName` are set when a system call
@@ -24,39 +26,35 @@ export const SockoptErrorCode = {
 export type SockoptErrorCode = (typeof SockoptErrorCode)[keyof typeof SockoptErrorCode];
 
 /**
- * Linux errno numbers (asm-generic: x86_64 and aarch64 agree) for the errors
- * these calls give. The C and Python readers under examples/ carry the same
- * table, so the three report the same names; numbers outside it are named
- * `ERRNO_<n>` by all three.
+ * The errnos the readers name. The C and Python readers under examples/
+ * carry the same list, so the three report the same names; any other number
+ * is `ERRNO_<n>` in all three.
  */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EFAULT: 14,
-  EBUSY: 16,
-  EINVAL: 22,
-  ENOSPC: 28,
-  ERANGE: 34,
-  ENOTSOCK: 88,
-  ENOPROTOOPT: 92,
-  EOPNOTSUPP: 95,
-  EAFNOSUPPORT: 97,
-  ENOBUFS: 105,
-  ENOTCONN: 107,
-} as const;
+export const READER_ERRNOS: ReadonlySet<ErrnoName> = new Set([
+  "EPERM",
+  "ENOENT",
+  "EINTR",
+  "EBADF",
+  "EAGAIN",
+  "ENOMEM",
+  "EACCES",
+  "EFAULT",
+  "EBUSY",
+  "EINVAL",
+  "ENOSPC",
+  "ERANGE",
+  "ENOTSOCK",
+  "ENOPROTOOPT",
+  "EOPNOTSUPP",
+  "EAFNOSUPPORT",
+  "ENOBUFS",
+  "ENOTCONN",
+] as const);
 
-const NAMES: ReadonlyMap<number, string> = new Map(
-  Object.entries(Errno).map(([name, n]) => [n, name] as const),
-);
-
-/** "ENOPROTOOPT", or "ERRNO_<n>" for a number outside the table. */
-export function errnoName(errno: number): string {
-  return NAMES.get(errno) ?? `ERRNO_${errno}`;
+/** "ENOPROTOOPT", or "ERRNO_<n>" for a number outside the readers' list. */
+export function readerErrnoName(errno: number): string {
+  const name = errnoName(errno);
+  return name !== null && READER_ERRNOS.has(name) ? name : `ERRNO_${errno}`;
 }
 
 export class SockoptError extends Error {
@@ -64,7 +62,7 @@ export class SockoptError extends Error {
   readonly code: SockoptErrorCode;
   /** The C errno when a system call failed, null otherwise. */
   readonly errno: number | null;
-  /** errnoName(errno), or null without an errno. */
+  /** readerErrnoName(errno), or null without an errno. */
   readonly errnoName: string | null;
   /**
    * The number that broke a layout: the buffer length for SHORT_BUFFER, the
@@ -81,12 +79,12 @@ export class SockoptError extends Error {
     options: { cause?: unknown; got?: number } = {},
   ) {
     super(
-      errno === null ? what : `${what}: ${errnoName(errno)}`,
+      errno === null ? what : `${what}: ${readerErrnoName(errno)}`,
       "cause" in options ? { cause: options.cause } : undefined,
     );
     this.code = code;
     this.errno = errno;
-    this.errnoName = errno === null ? null : errnoName(errno);
+    this.errnoName = errno === null ? null : readerErrnoName(errno);
     this.got = options.got ?? null;
   }
 }

@@ -4,6 +4,8 @@
  * kmod/include/uapi/toasim.h, as pure codecs (abi.ts) and as calls on a
  * Node socket (readers.ts).
  */
+
+export { Errno } from "../errno.js";
 export * from "./abi.js";
 export * from "./address.js";
 export * from "./errors.js";

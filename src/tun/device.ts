@@ -1,4 +1,5 @@
-import { Errno, TunError, TunErrorCode } from "./errors.js";
+import { Errno } from "../errno.js";
+import { TunError, TunErrorCode } from "./errors.js";
 import { type Libc, libc, Sys } from "./libc.js";
 import { inNetns } from "./netns.js";
 

@@ -1,7 +1,7 @@
 import { closeSync, openSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { KernelTun, Poller } from "../../src/tun/device.js";
-import { describeErrno, errnoName, TunError } from "../../src/tun/errors.js";
+import { TunError } from "../../src/tun/errors.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
 import { createTopology, newInstanceId } from "../../src/tun/topology.js";
 
@@ -104,28 +104,6 @@ describe("TunError", () => {
     expect(n.message).toBe("toasim needs root to create network namespaces");
     const cause = new Error("inner");
     expect(new TunError("COMMAND_FAILED", "ip", null, { cause }).cause).toBe(cause);
-  });
-
-  it("knows the common errno names and falls back to the number", () => {
-    const table: [number, string][] = [
-      [1, "EPERM"],
-      [2, "ENOENT"],
-      [9, "EBADF"],
-      [11, "EAGAIN"],
-      [12, "ENOMEM"],
-      [13, "EACCES"],
-      [14, "EFAULT"],
-      [16, "EBUSY"],
-      [17, "EEXIST"],
-      [19, "ENODEV"],
-      [22, "EINVAL"],
-      [24, "EMFILE"],
-      [28, "ENOSPC"],
-    ];
-    for (const [n, name] of table) expect(errnoName(n)).toBe(name);
-    expect(describeErrno(16)).toBe("EBUSY (Device or resource busy)");
-    expect(describeErrno(4095)).toBe("errno 4095");
-    expect(errnoName(4095)).toBeNull();
   });
 });
 
