@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { cgroup2Root } from "../cgroup2.js";
 import { KERNEL_BTF } from "../decoder/build.js";
-import { cgroup2Root } from "../decoder/decoder.js";
 import { runProcess } from "../run-process.js";
 import { badOption } from "./errors.js";
 

@@ -1,4 +1,5 @@
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { cgroup2Root } from "../cgroup2.js";
 import { Errno, errnoName } from "../errno.js";
 import { parseIp } from "../option-codec/address.js";
 import { inNetns } from "../tun/netns.js";
@@ -66,24 +67,6 @@ export function decoderUnavailable(btf = KERNEL_BTF): string | null {
     return `the kernel has no BTF (${btf} is missing; a kernel built with CONFIG_DEBUG_INFO_BTF is needed)`;
   if (cgroup2Root() === null)
     return "no cgroup v2 is mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)";
-  return null;
-}
-
-/** The cgroup v2 mount point, or null. */
-export function cgroup2Root(): string | null {
-  let text = "";
-  try {
-    text = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return null;
-  }
-  for (const line of text.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (right?.startsWith("cgroup2 ")) {
-      const mount = left?.split(" ")[4];
-      if (mount) return mount;
-    }
-  }
   return null;
 }
 

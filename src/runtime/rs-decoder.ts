@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cgroup2Root, type DecoderStats, EbpfDecoder } from "../decoder/decoder.js";
+import { cgroup2Root } from "../cgroup2.js";
+import { type DecoderStats, EbpfDecoder } from "../decoder/decoder.js";
 import { DecoderError, DecoderErrorCode } from "../decoder/errors.js";
 import type { DecoderSettings } from "../decoder/maps.js";
 import { SERVER_TUN } from "../tun/topology.js";

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CGROUP_FS_ROOT, cgroup2Root, underCgroupFs } from "../cgroup2.js";
 import { TunError, TunErrorCode } from "./errors.js";
 import { netnsPath } from "./netns.js";
 
@@ -14,25 +15,12 @@ import { netnsPath } from "./netns.js";
  * with the host's /sys (nsenter --net, not `ip netns exec`, which remounts it).
  */
 
-const CGROUP_FS_ROOT = "/sys/fs/cgroup";
 const MARK = "0x7a5a0001";
 
 /** The cgroup2 mount point, which must be at or below /sys/fs/cgroup. */
 export function cgroup2Mount(): string {
-  let text: string;
-  try {
-    text = readFileSync("/proc/self/mountinfo", "utf8");
-  } catch (e) {
-    throw new TunError(TunErrorCode.commandFailed, "read /proc/self/mountinfo", null, { cause: e });
-  }
-  for (const line of text.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (right?.startsWith("cgroup2 ")) {
-      const mount = left?.split(" ")[4];
-      if (mount && (mount === CGROUP_FS_ROOT || mount.startsWith(`${CGROUP_FS_ROOT}/`)))
-        return mount;
-    }
-  }
+  const mount = cgroup2Root();
+  if (mount !== null && underCgroupFs(mount)) return mount;
   throw new TunError(
     TunErrorCode.commandFailed,
     "--as needs cgroup v2 mounted at or below /sys/fs/cgroup",

@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { cgroup2Root, EbpfDecoder } from "../../src/decoder/decoder.js";
+import { cgroup2Root } from "../../src/cgroup2.js";
+import { EbpfDecoder } from "../../src/decoder/decoder.js";
 import type { DecoderSettings } from "../../src/decoder/maps.js";
 import { removeCgroup } from "../../src/runtime/rs-decoder.js";
 import { KernelTun } from "../../src/tun/device.js";

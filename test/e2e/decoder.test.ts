@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { cgroup2Root } from "../../src/cgroup2.js";
 import { ebpfUnavailable } from "../../src/decoder/availability.js";
-import { cgroup2Root } from "../../src/decoder/decoder.js";
 import { removeCgroup } from "../../src/runtime/rs-decoder.js";
 import { type Case, decoderChecks, type Json } from "../helpers/decoder-checks.js";
 import { describeTier } from "../helpers/tier.js";
