@@ -1,10 +1,9 @@
-import { familyOf, formatIp, parseIp } from "../option-codec/address.js";
+import { formatIp, parseIp } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
+import { inPlan, planRanges } from "../runtime/defaults.js";
 import { badOption } from "./errors.js";
 
-const CLIENT6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0x0c, 0, 0] as const;
-
-/** An address the client namespace owns: 198.51.100.0/24 or 2001:db8:c::/64, canonical. */
+/** An address the client namespace owns (the plan's client ranges), canonical. */
 export function clientAddress(text: string, option: string): string {
   let a: Uint8Array;
   try {
@@ -13,11 +12,7 @@ export function clientAddress(text: string, option: string): string {
     if (e instanceof CodecError) badOption(option, `"${text}" is not an IP address`, e);
     throw e;
   }
-  const ok =
-    familyOf(a) === 4
-      ? a[0] === 198 && a[1] === 51 && a[2] === 100
-      : CLIENT6.every((b, i) => a[i] === b);
-  if (!ok)
-    badOption(option, `${text} is outside the client ranges 198.51.100.0/24 and 2001:db8:c::/64`);
+  if (!inPlan("client", a))
+    badOption(option, `${text} is outside the client ranges ${planRanges("client")}`);
   return formatIp(a);
 }

@@ -5,19 +5,22 @@ import type { ProfileName } from "../fullnat-sim/profiles.js";
 import { type Endpoint, familyOf, formatEndpoint, parseEndpoint } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
 import { ToaLayout } from "../option-codec/toa.js";
+import { ADDRESS_PLAN, LIPS } from "../runtime/defaults.js";
 import { PcapWriter } from "../tun/pcap-writer.js";
 import { badOption, ToasimError, ToasimErrorCode } from "./errors.js";
 import { type GatewaySettings, profileOf } from "./options.js";
 
-/** Documentation addresses: the same plan as a running instance's. */
+const A = ADDRESS_PLAN;
+
+/** The address plan of a running instance, with ports. */
 export const CRAFT_DEFAULTS = {
-  client4: "198.51.100.7:40000",
-  vip4: "203.0.113.10:80",
-  vip6: "[2001:db8:f::10]:80",
-  rs4: "192.0.2.10:8080",
-  rs6: "[2001:db8:5::10]:8080",
-  lip4: "192.0.2.100:5000",
-  lip6: "[2001:db8:5::100]:5000",
+  client4: `${A.client4}:40000`,
+  vip4: `${A.vip4}:80`,
+  vip6: `[${A.vip6}]:80`,
+  rs4: `${A.rs4}:8080`,
+  rs6: `[${A.rs6}]:8080`,
+  lip4: `${LIPS[4][0]}:5000`,
+  lip6: `[${LIPS[6][0]}]:5000`,
 } as const;
 
 export interface CraftOptions {

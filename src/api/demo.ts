@@ -3,6 +3,7 @@ import type { Attempt, Outcome } from "../demo/client.js";
 import type { Seen } from "../demo/server.js";
 import type { ProfileName } from "../fullnat-sim/profiles.js";
 import { familyOf, formatEndpoint, formatIp, parseIp } from "../option-codec/address.js";
+import { ADDRESS_PLAN } from "../runtime/defaults.js";
 import { ToasimError, ToasimErrorCode } from "./errors.js";
 import type { DecoderMode, DecoderOptions, GatewaySettings } from "./options.js";
 import { up } from "./up.js";
@@ -37,9 +38,10 @@ export interface DemoResult {
   readonly results: readonly DemoRow[];
 }
 
+/** The client namespace's own address, and one more it binds (AnyIP). */
 const SOURCES = {
-  4: ["198.51.100.7", "198.51.100.42"],
-  6: ["2001:db8:c::7", "2001:db8:c::42"],
+  4: [ADDRESS_PLAN.client4, "198.51.100.42"],
+  6: [ADDRESS_PLAN.client6, "2001:db8:c::42"],
 } as const;
 
 const script = (name: string) => fileURLToPath(new URL(`../demo/${name}.js`, import.meta.url));

@@ -29,7 +29,15 @@ import {
 } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
 import { TOA_LAYOUTS, type ToaLayout } from "../option-codec/toa.js";
-import { BUILTIN_RS, defaultLips4, defaultLips6, defaultServices } from "../runtime/defaults.js";
+import {
+  BUILTIN_RS,
+  defaultLips4,
+  defaultLips6,
+  defaultServices,
+  inPlan,
+  isLip,
+  planRanges,
+} from "../runtime/defaults.js";
 import { RS_NETNS, type RsNetns } from "../tun/topology.js";
 
 export type { RsNetns };
@@ -333,34 +341,19 @@ function service(raw: unknown, where: string, scheduler: "rr" | "wrr"): ServiceC
   return { vip, proto, servers, scheduler };
 }
 
-function inPrefix(e: Endpoint, v4: readonly number[], v6: readonly number[]): boolean {
-  const p = familyOf(e.addr) === 4 ? v4 : v6;
-  return p.every((b, i) => e.addr[i] === b);
-}
-
-const VIP6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0x0f, 0, 0, 0, 0, 0, 0] as const;
-const RS6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0x05, 0, 0, 0, 0, 0, 0] as const;
-
 /**
- * The topology routes only documentation ranges: VIPs in 203.0.113.0/24 or
- * 2001:db8:f::/64, servers in 192.0.2.0/24 or 2001:db8:5::/64 outside the
- * LIP pool. Anything else could never be reached, so it is refused here,
+ * The topology routes only the plan's documentation ranges (VIPs in its VIP
+ * ranges, servers in its server ranges outside the LIP pool). Anything else could never be reached, so it is refused here,
  * as is a flow the profile cannot carry at all.
  */
 function checkService(s: ServiceConfig, where: string, profile: Profile): void {
-  if (!inPrefix(s.vip, [203, 0, 113], VIP6))
-    badOption(where, `VIP ${formatEndpoint(s.vip)} is outside 203.0.113.0/24 and 2001:db8:f::/64`);
+  if (!inPlan("vip", s.vip.addr))
+    badOption(where, `VIP ${formatEndpoint(s.vip)} is outside ${planRanges("vip")}`);
   for (const r of s.servers) {
     const e = r.endpoint;
-    const v4 = familyOf(e.addr) === 4;
-    if (!inPrefix(e, [192, 0, 2], RS6))
-      badOption(
-        where,
-        `real server ${formatEndpoint(e)} is outside 192.0.2.0/24 and 2001:db8:5::/64`,
-      );
-    const last = v4 ? e.addr[3]! : (e.addr[14]! << 8) | e.addr[15]!;
-    const inPoolRange = v4 || e.addr.slice(6, 14).every((b) => b === 0);
-    if (inPoolRange && last >= (v4 ? 100 : 0x100) && last <= (v4 ? 131 : 0x131))
+    if (!inPlan("rs", e.addr))
+      badOption(where, `real server ${formatEndpoint(e)} is outside ${planRanges("rs")}`);
+    if (isLip(formatIp(e.addr)))
       badOption(where, `real server ${formatEndpoint(e)} is inside the gateway's LIP pool`);
     const why = unsupportedFlow(profile, s.proto, familyOf(s.vip.addr), familyOf(e.addr));
     if (why !== null && unforwardable(why)) badOption(where, why.message);

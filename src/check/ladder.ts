@@ -11,7 +11,7 @@ import { TcpOptionCursor, TcpOptionKind, TFO_EXID } from "../option-codec/tcp-op
 import { decodeToa, type ToaFormat, ToaLayout } from "../option-codec/toa.js";
 import { UdpDatagram } from "../option-codec/udp.js";
 import { decodeOpp, decodeUoaOption, OPP_PROTOCOL, UOA_OPTION_TYPE } from "../option-codec/uoa.js";
-import { isLip } from "../scenario/expect.js";
+import { isLip } from "../runtime/defaults.js";
 import type { PcapPacket } from "../tun/pcap-reader.js";
 
 /**

@@ -1,4 +1,4 @@
-import { type Endpoint, formatIp, parseEndpoint, parseIp } from "../option-codec/address.js";
+import { type Endpoint, parseEndpoint } from "../option-codec/address.js";
 import { CodecError } from "../option-codec/errors.js";
 import { CliError } from "./errors.js";
 
@@ -34,27 +34,4 @@ export function listFlag<T extends string>(flag: string, text: string, choices: 
     .filter((s) => s !== "");
   if (items.length === 0) throw new CliError("BAD_FLAG", flag, "empty list");
   return items.map((s) => choiceFlag(flag, s, choices));
-}
-
-/** An address the client namespace owns: 198.51.100.0/24 or 2001:db8:c::/64. */
-export function clientAddressFlag(text: string): string {
-  let a: Uint8Array;
-  try {
-    a = parseIp(text);
-  } catch (e) {
-    if (e instanceof CodecError)
-      throw new CliError("BAD_FLAG", "--as", `"${text}" is not an IP address`);
-    throw e;
-  }
-  const v4 = a.length === 4 && a[0] === 198 && a[1] === 51 && a[2] === 100;
-  const v6prefix = [0x20, 0x01, 0x0d, 0xb8, 0, 0x0c, 0, 0];
-  const v6 = a.length === 16 && v6prefix.every((b, i) => a[i] === b);
-  if (!v4 && !v6) {
-    throw new CliError(
-      "BAD_FLAG",
-      "--as",
-      `${text} is outside the client ranges 198.51.100.0/24 and 2001:db8:c::/64`,
-    );
-  }
-  return formatIp(a);
 }

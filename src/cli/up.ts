@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { ToasimError } from "../api/errors.js";
 import type { UpOptions } from "../api/options.js";
 import { up } from "../api/up.js";
+import { familyOf, formatEndpoint } from "../option-codec/address.js";
+import { ADDRESS_PLAN, defaultServices } from "../runtime/defaults.js";
 import { readConfigFile } from "./config-file.js";
 import {
   addDecoderOptions,
@@ -32,14 +34,18 @@ interface UpFlags extends ProfileFlags, DecoderFlags, FaultFlags {
   json?: boolean;
 }
 
-export const DEFAULT_SERVICES_HELP =
-  "Default services (without --service or a config file):\n" +
-  "  tcp 203.0.113.10:80        -> 192.0.2.10:8080\n" +
-  "  tcp [2001:db8:f::10]:80    -> [2001:db8:5::10]:8080\n" +
-  "  tcp [2001:db8:f::64]:80    -> 192.0.2.10:8080        (NAT64)\n" +
-  "  udp 203.0.113.10:53        -> 192.0.2.10:5353\n" +
-  "  udp [2001:db8:f::10]:53    -> [2001:db8:5::10]:5353\n" +
-  "  udp [2001:db8:f::64]:53    -> 192.0.2.10:5353        (NAT64)";
+const A = ADDRESS_PLAN;
+const lipRange = (prefix: string) => `${prefix}${A.lipFirst}-${A.lipFirst + A.lipCount - 1}`;
+
+/** The default services as help shows them, one a line. */
+export const DEFAULT_SERVICES_HELP = `Default services (without --service or a config file):\n${defaultServices()
+  .map((s) => {
+    const rs = s.servers[0]!.endpoint;
+    const nat64 = familyOf(s.vip.addr) === 6 && familyOf(rs.addr) === 4;
+    const line = `  ${s.proto} ${formatEndpoint(s.vip).padEnd(23)}-> ${formatEndpoint(rs).padEnd(23)}`;
+    return nat64 ? `${line}(NAT64)` : line.trimEnd();
+  })
+  .join("\n")}`;
 
 export function registerUp(program: Command, io: Io): void {
   const cmd = program.command("up");
@@ -51,7 +57,7 @@ export function registerUp(program: Command, io: Io): void {
     .description(
       "Creates a client and a server network namespace joined by two TUN devices and runs the FULLNAT gateway between them in the foreground. Clients reach the VIPs from the client namespace (toasim exec client -- CMD); servers listen in the server namespace (toasim exec rs -- CMD). Ctrl-C or SIGTERM stops it and removes everything.\n\n" +
         "Servers started with toasim exec rs run in a cgroup where the eBPF decoder (the module-free server side: --decoder) gives them the real client through getpeername and the getsockopt ABIs; its UOA part sits on the server namespace's TUN.\n\n" +
-        "Clients have 198.51.100.7 and 2001:db8:c::7, and can bind any address of 198.51.100.0/24 and 2001:db8:c::/64; servers have 192.0.2.10 and 2001:db8:5::10; the gateway's local addresses are 192.0.2.100-131 and 2001:db8:5::100-131.",
+        `Clients have ${A.client4} and ${A.client6}, and can bind any address of ${A.clientRange4} and ${A.clientRange6}; servers have ${A.rs4} and ${A.rs6}; the gateway's local addresses are ${lipRange(A.lipPrefix4)} and ${lipRange(A.lipPrefix6)}.`,
     )
     .option(
       "--service <spec...>",

@@ -1,7 +1,8 @@
 import { closeSync, existsSync, openSync } from "node:fs";
 import { cgroup2Root } from "../cgroup2.js";
 import { Errno, errnoName } from "../errno.js";
-import { parseIp } from "../option-codec/address.js";
+import { type Prefix, parsePrefix } from "../option-codec/address.js";
+import { CodecError } from "../option-codec/errors.js";
 import { inNetns } from "../tun/netns.js";
 import { decoderObject, KERNEL_BTF } from "./build.js";
 import { DecoderError, DecoderErrorCode } from "./errors.js";
@@ -355,24 +356,16 @@ interface Range {
 export function parseTrusted(spec: readonly string[] | "any"): Range[] {
   if (spec === "any") return [];
   return spec.map((text) => {
-    const [addrText = "", prefixText] = text.split("/");
-    let addr: Uint8Array;
+    let p: Prefix;
     try {
-      addr = parseIp(addrText);
-    } catch {
+      p = parsePrefix(text);
+    } catch (e) {
       throw new DecoderError(
         DecoderErrorCode.badInput,
-        `trusted range "${text}": not an IP address`,
+        `trusted range "${text}": ${e instanceof CodecError ? "not an address range (ADDR/LEN)" : String(e)}`,
       );
     }
-    const max = addr.length * 8;
-    const prefix = prefixText === undefined ? max : Number(prefixText);
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || prefixText === "")
-      throw new DecoderError(
-        DecoderErrorCode.badInput,
-        `trusted range "${text}": bad prefix length`,
-      );
-    return { map: addr.length === 4 ? "trust4" : "trust6", prefix, addr };
+    return { map: p.addr.length === 4 ? "trust4" : "trust6", prefix: p.length, addr: p.addr };
   });
 }
 

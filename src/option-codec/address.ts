@@ -121,3 +121,37 @@ export function isV4Mapped(a: IpAddress): boolean {
   for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
   return a[10] === 0xff && a[11] === 0xff;
 }
+
+/** An address range: the first `length` bits of `addr` (CIDR). */
+export interface Prefix {
+  readonly addr: IpAddress;
+  readonly length: number;
+}
+
+/** `192.0.2.0/24`, `2001:db8:5::/64`; without `/N`, the one address. */
+export function parsePrefix(text: string): Prefix {
+  const slash = text.indexOf("/");
+  const addr = parseIp(slash < 0 ? text : text.slice(0, slash));
+  const max = addr.length * 8;
+  if (slash < 0) return { addr, length: max };
+  const lenText = text.slice(slash + 1);
+  const length = /^\d{1,3}$/.test(lenText) ? Number(lenText) : Number.NaN;
+  if (!(length >= 0 && length <= max))
+    throw new CodecError(
+      CodecErrorCode.badAddress,
+      0,
+      `"${text}" is not an address range: the prefix length must be 0 to ${max}`,
+    );
+  return { addr, length };
+}
+
+/** Whether `addr` is inside `p` (never across families). */
+export function inPrefix(addr: IpAddress, p: Prefix): boolean {
+  if (addr.length !== p.addr.length) return false;
+  const whole = p.length >> 3;
+  for (let i = 0; i < whole; i++) if (addr[i] !== p.addr[i]) return false;
+  const rest = p.length & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (addr[whole]! & mask) === (p.addr[whole]! & mask);
+}

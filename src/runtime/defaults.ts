@@ -5,18 +5,88 @@ import {
   type ServiceConfig,
 } from "../fullnat-sim/config.js";
 import type { Profile } from "../fullnat-sim/profiles.js";
-import { type IpAddress, parseEndpoint, parseIp } from "../option-codec/address.js";
+import {
+  familyOf,
+  formatIp,
+  type IpAddress,
+  inPrefix,
+  type Prefix,
+  parseEndpoint,
+  parseIp,
+  parsePrefix,
+} from "../option-codec/address.js";
+import type { TopologyPlan } from "../tun/topology.js";
 
-// The documentation addresses of the address plan (docs/architecture.md), in one place.
+/**
+ * The address plan (docs/architecture.md), the one place its addresses are
+ * written: documentation ranges only (RFC 5737, RFC 3849). The topology
+ * routes them, the defaults below serve them, the API and CLI check
+ * addresses against them and print them in help.
+ */
+export const ADDRESS_PLAN = {
+  /** The client namespace's own addresses, its default sources. */
+  client4: "198.51.100.7",
+  client6: "2001:db8:c::7",
+  clientRange4: "198.51.100.0/24",
+  clientRange6: "2001:db8:c::/64",
+  /** The default services' VIPs; 2001:db8:f::64 fronts IPv4 servers (NAT64). */
+  vip4: "203.0.113.10",
+  vip6: "2001:db8:f::10",
+  vipNat64: "2001:db8:f::64",
+  vipRange4: "203.0.113.0/24",
+  vipRange6: "2001:db8:f::/64",
+  /** On lo of every server side. */
+  rs4: "192.0.2.10",
+  rs6: "2001:db8:5::10",
+  rsRange4: "192.0.2.0/24",
+  rsRange6: "2001:db8:5::/64",
+  /** LIP pools: 192.0.2.100-131 and 2001:db8:5::100-131 (the last group read as decimal text). */
+  lipPrefix4: "192.0.2.",
+  lipPrefix6: "2001:db8:5::",
+  lipFirst: 100,
+  lipCount: 32,
+} as const satisfies TopologyPlan & Record<string, string | number>;
 
-/** LIP pools: 192.0.2.100-131 and 2001:db8:5::100-131. */
+const A = ADDRESS_PLAN;
+const lipTexts = (prefix: string): string[] =>
+  Array.from({ length: A.lipCount }, (_, i) => `${prefix}${A.lipFirst + i}`);
+
+/** The LIP pools as text, in the order the gateway takes them. */
+export const LIPS = { 4: lipTexts(A.lipPrefix4), 6: lipTexts(A.lipPrefix6) } as const;
+
 export function defaultLips4(): IpAddress[] {
-  return Array.from({ length: 32 }, (_, i) => parseIp(`192.0.2.${100 + i}`));
+  return LIPS[4].map(parseIp);
 }
 
 export function defaultLips6(): IpAddress[] {
-  return Array.from({ length: 32 }, (_, i) => parseIp(`2001:db8:5::${100 + i}`));
+  return LIPS[6].map(parseIp);
 }
+
+/** Whether an address (any text form) is one of the LIPs. */
+export function isLip(text: string): boolean {
+  let a: IpAddress;
+  try {
+    a = parseIp(text);
+  } catch {
+    return false;
+  }
+  const want = formatIp(a);
+  return LIPS[familyOf(a)].some((l) => formatIp(parseIp(l)) === want);
+}
+
+export const PLAN_RANGES = {
+  client: [parsePrefix(A.clientRange4), parsePrefix(A.clientRange6)],
+  vip: [parsePrefix(A.vipRange4), parsePrefix(A.vipRange6)],
+  rs: [parsePrefix(A.rsRange4), parsePrefix(A.rsRange6)],
+} as const satisfies Record<string, readonly Prefix[]>;
+
+/** Whether an address is inside a part of the plan (its IPv4 or its IPv6 range). */
+export const inPlan = (part: keyof typeof PLAN_RANGES, a: IpAddress): boolean =>
+  PLAN_RANGES[part].some((p) => inPrefix(a, p));
+
+/** "198.51.100.0/24 and 2001:db8:c::/64": a part's ranges, for messages. */
+export const planRanges = (part: keyof typeof PLAN_RANGES): string =>
+  PLAN_RANGES[part].map((p) => `${formatIp(p.addr)}/${p.length}`).join(" and ");
 
 const svc = (proto: "tcp" | "udp", vip: string, rs: string): ServiceConfig => ({
   vip: parseEndpoint(vip),
@@ -31,12 +101,12 @@ const svc = (proto: "tcp" | "udp", vip: string, rs: string): ServiceConfig => ({
  */
 export function defaultServices(): ServiceConfig[] {
   return [
-    svc("tcp", "203.0.113.10:80", "192.0.2.10:8080"),
-    svc("tcp", "[2001:db8:f::10]:80", "[2001:db8:5::10]:8080"),
-    svc("tcp", "[2001:db8:f::64]:80", "192.0.2.10:8080"),
-    svc("udp", "203.0.113.10:53", "192.0.2.10:5353"),
-    svc("udp", "[2001:db8:f::10]:53", "[2001:db8:5::10]:5353"),
-    svc("udp", "[2001:db8:f::64]:53", "192.0.2.10:5353"),
+    svc("tcp", `${A.vip4}:80`, `${A.rs4}:8080`),
+    svc("tcp", `[${A.vip6}]:80`, `[${A.rs6}]:8080`),
+    svc("tcp", `[${A.vipNat64}]:80`, `${A.rs4}:8080`),
+    svc("udp", `${A.vip4}:53`, `${A.rs4}:5353`),
+    svc("udp", `[${A.vip6}]:53`, `[${A.rs6}]:5353`),
+    svc("udp", `[${A.vipNat64}]:53`, `${A.rs4}:5353`),
   ];
 }
 
@@ -56,4 +126,4 @@ export function defaultGatewayConfig(profile: Profile, maxConnections: number): 
 }
 
 /** The RS addresses every server namespace has on lo. */
-export const BUILTIN_RS = ["192.0.2.10", "2001:db8:5::10"] as const;
+export const BUILTIN_RS = [A.rs4, A.rs6] as const;

@@ -17,11 +17,11 @@ import {
   SERVER_TUN,
   STATE_DIR,
   type Topology,
-  TopologyAddress,
   writeState,
 } from "../tun/topology.js";
 import type { InstanceControl } from "./control.js";
 import { type ControlServer, serveControl } from "./control-server.js";
+import { ADDRESS_PLAN } from "./defaults.js";
 import { RuntimeError, RuntimeErrorCode } from "./errors.js";
 import { onProcessEnd } from "./exit-hooks.js";
 import { type RsDecoder, startRsDecoder } from "./rs-decoder.js";
@@ -113,7 +113,12 @@ export async function startInstance(
         "the null forwarder needs the server side in a namespace of toasim's (it routes the VIPs there)",
       );
     }
-    topo = createTopology({ id, extraRsAddresses, rsNetns: options.rsNetns ?? "toasim" });
+    topo = createTopology({
+      id,
+      plan: ADDRESS_PLAN,
+      extraRsAddresses,
+      rsNetns: options.rsNetns ?? "toasim",
+    });
     const { clientNs, serverNs } = topo;
     if (forwarder === "null" && serverNs !== null) nullForwarderRoutes(serverNs);
     const state = {
@@ -226,7 +231,7 @@ function workerUrl(): URL {
  * the namespace.
  */
 function nullForwarderRoutes(serverNs: string): void {
-  const A = TopologyAddress;
+  const A = ADDRESS_PLAN;
   const r = ["-n", serverNs];
   runIp([...r, "route", "add", "local", A.vipRange4, "dev", "lo"]);
   runIp([...r, "-6", "route", "add", "local", A.vipRange6, "dev", "lo"]);

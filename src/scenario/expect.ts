@@ -1,4 +1,5 @@
 import { type ScriptResults, unmapV4 } from "../craft/scripted-clients.js";
+import { isLip } from "../runtime/defaults.js";
 import type { Expectation, Step } from "./format.js";
 
 /** What one step left for the expectations to look at. */
@@ -18,16 +19,6 @@ export interface Outcome {
   readonly expected: string;
   /** What was found. */
   readonly actual: string;
-}
-
-/** A gateway local address (LIP): 192.0.2.100-131 or 2001:db8:5::100-131. */
-export function isLip(a: string): boolean {
-  const m4 = /^192\.0\.2\.(\d+)$/.exec(a);
-  if (m4) return Number(m4[1]) >= 100 && Number(m4[1]) <= 131;
-  const m6 = /^2001:db8:5::([0-9a-f]+)$/.exec(a);
-  return (
-    m6 !== null && Number.parseInt(m6[1]!, 16) >= 0x100 && Number.parseInt(m6[1]!, 16) <= 0x131
-  );
 }
 
 /** The report's peer, an IPv4 address seen on a dual-stack socket (::ffff:a.b.c.d) as plain IPv4. */

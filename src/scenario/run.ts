@@ -8,6 +8,7 @@ import { familyOf, parseEndpoint } from "../option-codec/address.js";
 import { shippedPath } from "../package-files.js";
 import { runProcess } from "../run-process.js";
 import type { InstanceControl } from "../runtime/control.js";
+import { ADDRESS_PLAN } from "../runtime/defaults.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
 import { nsExecArgs } from "../tun/topology.js";
 import { ScenarioError } from "./errors.js";
@@ -42,7 +43,7 @@ export interface VariantResult {
   readonly broken: readonly number[];
 }
 
-const DEFAULT_SOURCE = { 4: "198.51.100.7", 6: "2001:db8:c::7" } as const;
+const DEFAULT_SOURCE = { 4: ADDRESS_PLAN.client4, 6: ADDRESS_PLAN.client6 } as const;
 
 const READERS = {
   node: () => [process.execPath, shippedPath("examples", "node/reader-server.mjs")],

@@ -34,20 +34,26 @@ import { inNetns, NETNS_DIR, netnsPath } from "./netns.js";
  * in the host's namespace.
  */
 
-export const TopologyAddress = {
-  client4: "198.51.100.7",
-  client6: "2001:db8:c::7",
+/**
+ * The addresses a topology configures and routes. Their values are the
+ * address plan of runtime/defaults.ts (ADDRESS_PLAN); this layer only
+ * says what it needs.
+ */
+export interface TopologyPlan {
+  readonly client4: string;
+  readonly client6: string;
   /** AnyIP: every address here can be bound in the client namespace. */
-  clientRange4: "198.51.100.0/24",
-  clientRange6: "2001:db8:c::/64",
-  vipRange4: "203.0.113.0/24",
-  vipRange6: "2001:db8:f::/64",
-  rs4: "192.0.2.10",
-  rs6: "2001:db8:5::10",
-  /** Routed into tun-r: the LIP pool (192.0.2.100-131, 2001:db8:5::100-131) lives here. */
-  rsRange4: "192.0.2.0/24",
-  rsRange6: "2001:db8:5::/64",
-} as const;
+  readonly clientRange4: string;
+  readonly clientRange6: string;
+  readonly vipRange4: string;
+  readonly vipRange6: string;
+  /** On lo of the server side. */
+  readonly rs4: string;
+  readonly rs6: string;
+  /** Routed into tun-r: the LIP pool lives here. */
+  readonly rsRange4: string;
+  readonly rsRange6: string;
+}
 
 export const CLIENT_TUN = "tun-c";
 export const SERVER_TUN = "tun-r";
@@ -58,6 +64,7 @@ export const STATE_DIR = "/run/toasim";
 export interface TopologySpec {
   /** Instance id (newInstanceId()): [A-Za-z0-9_], 1 to 32 characters. */
   readonly id: string;
+  readonly plan: TopologyPlan;
   /** More RS addresses for lo in the server namespace, e.g. "192.0.2.11", "2001:db8:5::11". */
   readonly extraRsAddresses?: readonly string[];
   /** MTU of both TUN devices; 1500 when absent. */
@@ -346,7 +353,8 @@ export function createTopology(spec: TopologySpec): Topology {
       `the root namespace is already the server side of instance ${rootOwner.id} (process ${rootOwner.state.pid}): one at a time`,
     );
   }
-  const rsAddresses = [TopologyAddress.rs4, TopologyAddress.rs6, ...(spec.extraRsAddresses ?? [])];
+  const A = spec.plan;
+  const rsAddresses = [A.rs4, A.rs6, ...(spec.extraRsAddresses ?? [])];
   for (const ns of serverNs === null ? [clientNs] : [clientNs, serverNs]) {
     if (existsSync(netnsPath(ns))) {
       throw new TunError(TunErrorCode.topologyExists, `netns ${ns} already exists`, null, {
@@ -380,7 +388,6 @@ export function createTopology(spec: TopologySpec): Topology {
     const serverTun = KernelTun.open(SERVER_TUN, serverNs === null ? {} : { netns: serverNs });
     parts.tuns.push(serverTun);
 
-    const A = TopologyAddress;
     const c = ["-n", clientNs];
     runIp([...c, "link", "set", CLIENT_TUN, "mtu", String(mtu), "up"]);
     runIp([...c, "addr", "add", `${A.client4}/32`, "dev", "lo"]);

@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { parseIp } from "../../src/option-codec/address.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../../src/option-codec/packet.js";
+import { ADDRESS_PLAN } from "../../src/runtime/defaults.js";
 import { type KernelTun, MAX_PACKET, Poller } from "../../src/tun/device.js";
 import { TunError } from "../../src/tun/errors.js";
 import {
@@ -44,7 +45,7 @@ afterEach(() => {
 });
 
 function topology(extra: { extraRsAddresses?: readonly string[] } = {}): Topology {
-  const t = createTopology({ id: newInstanceId(), ...extra });
+  const t = createTopology({ id: newInstanceId(), plan: ADDRESS_PLAN, ...extra });
   live.push(t);
   return t;
 }
@@ -285,7 +286,7 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
 
   it("destroy() removes namespaces, devices, fds and the state file, and is idempotent", () => {
     const before = tunFdsOpen();
-    const t = createTopology({ id: newInstanceId() });
+    const t = createTopology({ id: newInstanceId(), plan: ADDRESS_PLAN });
     expect(tunFdsOpen()).toBe(before + 2);
     // A process left in a namespace (an RS the test forgot) is stopped too.
     const argv = nsExecArgs(t.serverNs, ["sleep", "600"]);
@@ -306,7 +307,9 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     const id = newInstanceId();
     let err: unknown;
     try {
-      live.push(createTopology({ id, extraRsAddresses: ["192.0.2.11", "999.1.1.1"] }));
+      live.push(
+        createTopology({ id, plan: ADDRESS_PLAN, extraRsAddresses: ["192.0.2.11", "999.1.1.1"] }),
+      );
     } catch (e) {
       err = e;
     }
@@ -322,7 +325,7 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     const id = newInstanceId();
     let err: unknown;
     try {
-      live.push(createTopology({ id, rsNetns: "root" }));
+      live.push(createTopology({ id, plan: ADDRESS_PLAN, rsNetns: "root" }));
     } catch (e) {
       err = e;
     }
@@ -337,7 +340,7 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     const t = topology();
     let err: unknown;
     try {
-      live.push(createTopology({ id: t.id }));
+      live.push(createTopology({ id: t.id, plan: ADDRESS_PLAN }));
     } catch (e) {
       err = e;
     }
@@ -353,8 +356,9 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     writeFileSync(
       script,
       `import { spawn } from "node:child_process";
+import { ADDRESS_PLAN } from ${JSON.stringify(join(ROOT, "src/runtime/defaults.ts"))};
 import { createTopology, nsExecArgs } from ${JSON.stringify(join(ROOT, "src/tun/topology.ts"))};
-const t = createTopology({ id: ${JSON.stringify(id)} });
+const t = createTopology({ id: ${JSON.stringify(id)}, plan: ADDRESS_PLAN });
 const argv = nsExecArgs(t.serverNs, ["sleep", "600"]);
 const s = spawn(argv[0], argv.slice(1), { stdio: "ignore", detached: true });
 s.unref();

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { formatIp, parseEndpoint, parseIp } from "../../src/option-codec/address.js";
+import {
+  formatIp,
+  inPrefix,
+  parseEndpoint,
+  parseIp,
+  parsePrefix,
+} from "../../src/option-codec/address.js";
 import { fromHex, toHex } from "../../src/option-codec/bytes.js";
 import {
   encodeIpOptions,
@@ -258,4 +264,29 @@ describe("addresses", () => {
     expect(() => parseEndpoint("198.51.100.7:0")).toThrow();
     expect(() => parseEndpoint("2001:db8::1:80")).toThrow();
   });
+
+  it.each([
+    ["198.51.100.0/24", "198.51.100.255", true],
+    ["198.51.100.0/24", "198.51.101.0", false],
+    ["192.0.2.96/27", "192.0.2.127", true],
+    ["192.0.2.96/27", "192.0.2.128", false],
+    ["2001:db8:c::/64", "2001:db8:c::7", true],
+    ["2001:db8:c::/64", "2001:db8:c:1::7", false],
+    ["2001:db8:c::/48", "2001:db8:c:5c::1", true],
+    ["2001:db8::/29", "2001:dbf::1", true],
+    ["2001:db8::/29", "2001:dc0::1", false],
+    ["0.0.0.0/0", "203.0.113.10", true],
+    ["0.0.0.0/0", "2001:db8::1", false],
+    ["192.0.2.10", "192.0.2.10", true],
+    ["192.0.2.10", "192.0.2.11", false],
+  ])("%s holds %s: %s", (range, addr, want) => {
+    expect(inPrefix(parseIp(addr), parsePrefix(range))).toBe(want);
+  });
+
+  it.each(["192.0.2.0/33", "2001:db8::/129", "192.0.2.0/", "192.0.2.0/-1", "192.0.2.0/2x", "x/8"])(
+    "refuses the range %s",
+    (text) => {
+      expect(() => parsePrefix(text)).toThrow(expect.objectContaining({ code: "BAD_ADDRESS" }));
+    },
+  );
 });

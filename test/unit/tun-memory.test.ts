@@ -1,5 +1,6 @@
 import { closeSync, openSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { ADDRESS_PLAN } from "../../src/runtime/defaults.js";
 import { KernelTun, Poller } from "../../src/tun/device.js";
 import { TunError } from "../../src/tun/errors.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
@@ -113,10 +114,12 @@ describe("KernelTun and Poller without root", () => {
     const e = tunError(() => KernelTun.open("a-name-of-16-byte"));
     expect(e.code).toBe("INVALID_ARGUMENT");
     expect(tunError(() => KernelTun.fromFd("tun-c", -1)).code).toBe("INVALID_ARGUMENT");
-    expect(tunError(() => createTopology({ id: "bad id" })).code).toBe("INVALID_ARGUMENT");
-    expect(tunError(() => createTopology({ id: newInstanceId(), mtu: 1000 })).code).toBe(
+    expect(tunError(() => createTopology({ id: "bad id", plan: ADDRESS_PLAN })).code).toBe(
       "INVALID_ARGUMENT",
     );
+    expect(
+      tunError(() => createTopology({ id: newInstanceId(), plan: ADDRESS_PLAN, mtu: 1000 })).code,
+    ).toBe("INVALID_ARGUMENT");
     expect(newInstanceId()).toMatch(/^[0-9a-f]{6}$/);
   });
 
