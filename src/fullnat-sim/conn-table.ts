@@ -44,26 +44,51 @@ function mix(h: number, v: number): number {
   return Math.imul(h ^ v, 0x01000193);
 }
 
+/**
+ * The per-connection columns, declared once: the constructor, growth and
+ * byteSize follow this list. `per` is elements a connection (clientAddr
+ * holds 16 bytes, IPv4 in the first four).
+ */
+const COLUMNS = {
+  state: { type: Uint8Array, per: 1 },
+  flags: { type: Uint8Array, per: 1 },
+  proto: { type: Uint8Array, per: 1 },
+  clientFamily: { type: Uint8Array, per: 1 },
+  serverFamily: { type: Uint8Array, per: 1 },
+  clientAddr: { type: Uint8Array, per: 16 },
+  clientPort: { type: Uint16Array, per: 1 },
+  service: { type: Uint16Array, per: 1 },
+  server: { type: Uint16Array, per: 1 },
+  lip: { type: Uint16Array, per: 1 },
+  lport: { type: Uint16Array, per: 1 },
+  serverIsnPlus1: { type: Int32Array, per: 1 },
+  streamDelta: { type: Int32Array, per: 1 },
+  datagrams: { type: Uint32Array, per: 1 },
+  /** Milliseconds (gateway clock) after which the connection expires. */
+  expires: { type: Float64Array, per: 1 },
+} as const;
+
+type ColumnName = keyof typeof COLUMNS;
+type Columns = { -readonly [K in ColumnName]: InstanceType<(typeof COLUMNS)[K]["type"]> };
+type Column = Columns[ColumnName];
+const COLUMN_NAMES = Object.keys(COLUMNS) as ColumnName[];
+
+/** The index chains: one next link a connection, and the two bucket arrays. */
+const CHAINS = ["fwdNext", "revNext", "fwdBuckets", "revBuckets"] as const;
+
+function column(name: ColumnName, n: number, old?: Column): Column {
+  const { type, per } = COLUMNS[name];
+  const a = new type(n * per);
+  if (old !== undefined) a.set(old);
+  return a;
+}
+
+// The columns are the class's own fields (conns.state[c] in the hot path),
+// typed by the interface of the same name below.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every column
 export class ConnTable {
   capacity: number;
   size = 0;
-  // Per-connection fields.
-  state: Uint8Array;
-  flags: Uint8Array;
-  proto: Uint8Array;
-  clientFamily: Uint8Array;
-  serverFamily: Uint8Array;
-  clientAddr: Uint8Array;
-  clientPort: Uint16Array;
-  service: Uint16Array;
-  server: Uint16Array;
-  lip: Uint16Array;
-  lport: Uint16Array;
-  serverIsnPlus1: Int32Array;
-  streamDelta: Int32Array;
-  datagrams: Uint32Array;
-  /** Milliseconds (gateway clock) after which the connection expires. */
-  expires: Float64Array;
   // Index chains.
   private fwdNext: Int32Array;
   private revNext: Int32Array;
@@ -78,25 +103,15 @@ export class ConnTable {
   ) {
     this.capacity = Math.min(initial, maxConnections);
     const n = this.capacity;
-    this.state = new Uint8Array(n);
-    this.flags = new Uint8Array(n);
-    this.proto = new Uint8Array(n);
-    this.clientFamily = new Uint8Array(n);
-    this.serverFamily = new Uint8Array(n);
-    this.clientAddr = new Uint8Array(n * 16);
-    this.clientPort = new Uint16Array(n);
-    this.service = new Uint16Array(n);
-    this.server = new Uint16Array(n);
-    this.lip = new Uint16Array(n);
-    this.lport = new Uint16Array(n);
-    this.serverIsnPlus1 = new Int32Array(n);
-    this.streamDelta = new Int32Array(n);
-    this.datagrams = new Uint32Array(n);
-    this.expires = new Float64Array(n);
-    this.fwdNext = new Int32Array(n).fill(NIL);
-    this.revNext = new Int32Array(n).fill(NIL);
-    this.fwdBuckets = new Int32Array(n).fill(NIL);
-    this.revBuckets = new Int32Array(n).fill(NIL);
+    const cols = this as Record<ColumnName, Column>;
+    for (const name of COLUMN_NAMES) cols[name] = column(name, n);
+    this.fwdNext = this.fwdBuckets = this.revNext = this.revBuckets = new Int32Array(0);
+    this.resetChains(n);
+  }
+
+  /** Empty index chains for n connections (the caller links what is in the table). */
+  private resetChains(n: number): void {
+    for (const k of CHAINS) this[k] = new Int32Array(n).fill(NIL);
   }
 
   /** Connection slots in use or freed (an upper bound for scans). */
@@ -107,35 +122,11 @@ export class ConnTable {
   private grow(): boolean {
     if (this.capacity >= this.maxConnections) return false;
     const n = Math.min(this.capacity * 2, this.maxConnections);
-    const g = <T extends Uint8Array | Uint16Array | Int32Array | Uint32Array | Float64Array>(
-      a: T,
-      per = 1,
-    ): T => {
-      const b = new (a.constructor as new (n: number) => T)(n * per);
-      b.set(a);
-      return b;
-    };
-    this.state = g(this.state);
-    this.flags = g(this.flags);
-    this.proto = g(this.proto);
-    this.clientFamily = g(this.clientFamily);
-    this.serverFamily = g(this.serverFamily);
-    this.clientAddr = g(this.clientAddr, 16);
-    this.clientPort = g(this.clientPort);
-    this.service = g(this.service);
-    this.server = g(this.server);
-    this.lip = g(this.lip);
-    this.lport = g(this.lport);
-    this.serverIsnPlus1 = g(this.serverIsnPlus1);
-    this.streamDelta = g(this.streamDelta);
-    this.datagrams = g(this.datagrams);
-    this.expires = g(this.expires);
+    const cols = this as Record<ColumnName, Column>;
+    for (const name of COLUMN_NAMES) cols[name] = column(name, n, cols[name]);
     this.capacity = n;
     // Rehash into bigger bucket arrays.
-    this.fwdNext = new Int32Array(n).fill(NIL);
-    this.revNext = new Int32Array(n).fill(NIL);
-    this.fwdBuckets = new Int32Array(n).fill(NIL);
-    this.revBuckets = new Int32Array(n).fill(NIL);
+    this.resetChains(n);
     for (let c = 0; c < this.highWater; c++) {
       if (this.state[c] === ConnState.free) continue;
       this.linkFwd(c);
@@ -314,7 +305,12 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory-per-connection figure). */
   get byteSize(): number {
-    const n = this.capacity;
-    return n * (1 + 1 + 1 + 1 + 1 + 16 + 2 + 2 + 2 + 2 + 2 + 4 + 4 + 4 + 8 + 4 * 4);
+    const perConn = COLUMN_NAMES.reduce(
+      (sum, name) => sum + COLUMNS[name].type.BYTES_PER_ELEMENT * COLUMNS[name].per,
+      0,
+    );
+    return this.capacity * (perConn + CHAINS.length * Int32Array.BYTES_PER_ELEMENT);
   }
 }
+
+export interface ConnTable extends Columns {}

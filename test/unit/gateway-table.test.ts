@@ -105,6 +105,36 @@ describe("gateway connection handling", () => {
     expect(gw.stats[Stat.connectionsExpired]).toBe(50_000);
   });
 
+  it("keeps every column of every connection when the table grows", () => {
+    const t = new ConnTable(1000, 4);
+    const addr = new Uint8Array(16);
+    const ids: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      addr.fill(i + 1);
+      const c = t.add(6, addr, 0, i % 2 === 0 ? 4 : 16, 1000 + i, i, i + 1, 4, i % 3, 2000 + i);
+      t.datagrams[c] = i * 3;
+      t.expires[c] = i + 0.5;
+      t.streamDelta[c] = -(i + 1);
+      ids.push(c);
+    }
+    expect(t.capacity).toBe(64);
+    // 67 bytes a connection: 51 in the columns, 16 in the two chains' links and buckets.
+    expect(t.byteSize).toBe(64 * 67);
+    ids.forEach((c, i) => {
+      addr.fill(i + 1);
+      const len = i % 2 === 0 ? 4 : 16;
+      expect(t.findByClient(6, addr, 0, len, 1000 + i, i)).toBe(c);
+      expect(t.findByServer(6, 4, i % 3, 2000 + i)).toBe(c);
+      expect([t.datagrams[c], t.expires[c], t.streamDelta[c], t.server[c]]).toEqual([
+        i * 3,
+        i + 0.5,
+        -(i + 1),
+        i + 1,
+      ]);
+      expect(t.clientAddr.subarray(c * 16, c * 16 + len).every((b) => b === i + 1)).toBe(true);
+    });
+  });
+
   it("drops with ports-exhausted when every LIP port is taken, and reuses freed ports", () => {
     const gw = new Gateway(
       config({ lips4: [parseIp("192.0.2.100")], portMin: 2000, portMax: 2001 }),
