@@ -9,6 +9,7 @@
 #include <net/net_namespace.h>
 #include "compat.h"
 #include "toasim.h"
+#include "version.h"
 
 static int __net_init toasim_net_init(struct net *net)
 {
@@ -90,4 +91,4 @@ module_exit(toasim_exit);
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("toasim authors");
 MODULE_DESCRIPTION("Client address from FULLNAT gateways' TOA and UOA carriers");
-MODULE_VERSION("0.1.0");
+MODULE_VERSION(TOASIM_VERSION);

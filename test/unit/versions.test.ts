@@ -15,8 +15,9 @@ describe("the version", () => {
     expect(packageVersion()).toBe(version);
   });
 
-  it("is package.json's for the kernel module and its dkms.conf", () => {
-    expect(read("kmod/main.c")).toContain(`MODULE_VERSION("${version}");`);
+  it("is package.json's for the kernel module and its dkms.conf (scripts/sync-version.mjs)", () => {
+    expect(read("kmod/main.c")).toContain("MODULE_VERSION(TOASIM_VERSION);");
+    expect(read("kmod/version.h")).toContain(`#define TOASIM_VERSION "${version}"`);
     expect(read("kmod/dkms.conf")).toContain(`PACKAGE_VERSION="${version}"`);
   });
 });
