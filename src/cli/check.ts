@@ -147,6 +147,6 @@ function writeReport(file: string, r: CheckReport, outDir: string): void {
       ),
     );
   } catch (e) {
-    throw new CliError("IO", "--report", `cannot write ${file}: ${(e as Error).message}`, 1);
+    throw new CliError("IO", "--report", `cannot write ${file}: ${(e as Error).message}`);
   }
 }

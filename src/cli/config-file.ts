@@ -12,7 +12,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new CliError("IO", "--config", `cannot read ${path}: ${(e as Error).message}`);
+    throw new CliError("BAD_INPUT", "--config", `cannot read ${path}: ${(e as Error).message}`);
   }
   let v: unknown;
   try {

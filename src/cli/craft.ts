@@ -83,7 +83,7 @@ function runCraft(f: CraftFlags, io: Io): void {
   try {
     writePcap(f.out, chosen);
   } catch (e) {
-    throw new CliError("IO", "--out", `cannot write ${f.out}: ${(e as Error).message}`, 1);
+    throw new CliError("IO", "--out", `cannot write ${f.out}: ${(e as Error).message}`);
   }
   const rows = chosen.map((p, i) => ({
     frame: i + 1,

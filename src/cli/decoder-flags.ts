@@ -48,7 +48,6 @@ export function decoderFlagError(e: unknown): unknown {
       "RUNTIME",
       "--decoder",
       `ebpf: ${e.message.slice(EBPF_UNAVAILABLE.length)}`,
-      1,
     );
   return e;
 }

@@ -17,7 +17,7 @@ import { intFlag } from "./parse-flags.js";
  */
 
 function decoderFailure(e: unknown): never {
-  if (e instanceof DecoderError) throw new CliError("RUNTIME", null, e.message, 1);
+  if (e instanceof DecoderError) throw new CliError("RUNTIME", null, e.message);
   throw e;
 }
 
@@ -79,7 +79,7 @@ export function registerDecoder(program: Command, io: Io): void {
     )
     .action(async (f: LoadFlags) => {
       const why = ebpfUnavailable();
-      if (why !== null) throw new CliError("RUNTIME", null, why, 1);
+      if (why !== null) throw new CliError("RUNTIME", null, why);
       let base: ReturnType<typeof decoderOptions>["settings"];
       try {
         base = decoderOptions({
@@ -160,7 +160,7 @@ export function registerDecoder(program: Command, io: Io): void {
       }
       const stats: DecoderStats | null = await inst.decoderStats();
       if (stats === null)
-        throw new CliError("RUNTIME", null, `instance ${inst.id} runs without the eBPF decoder`, 1);
+        throw new CliError("RUNTIME", null, `instance ${inst.id} runs without the eBPF decoder`);
       printStats(io, `instance ${inst.id}`, stats, f.json === true);
     });
 }

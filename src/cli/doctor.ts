@@ -38,7 +38,6 @@ export function registerDoctor(program: Command, io: Io): void {
             "RUNTIME",
             "--install",
             "apt-get needs root: run as root, or with sudo",
-            1,
           );
         io.err(`toasim doctor: installing ${report.packages.join(" ")}\n`);
         const r = await installPackages(report.packages, (line) => {
@@ -49,7 +48,6 @@ export function registerDoctor(program: Command, io: Io): void {
             "RUNTIME",
             "--install",
             `apt-get failed (${r.code}): ${r.output.trim().split("\n").slice(-3).join("; ")}`,
-            1,
           );
         report = doctor(features);
       }

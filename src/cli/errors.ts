@@ -1,19 +1,47 @@
 import { ToasimError, ToasimErrorCode } from "../api/errors.js";
 
 /**
- * The CLI layer's error: bad user input, reported as one line naming the
- * flag with exit code 2 (the usage-error convention of most Unix tools);
- * a failure to do the work is given exit code 1 (or the command's own).
+ * The CLI layer's error codes, each with its exit status: usage errors 2
+ * (the convention of most Unix tools), a failure to do the work 1, and
+ * toasim vm's own, as timeout(1) and env(1) give them.
  */
+export const CliErrorCode = {
+  BAD_FLAG: { exit: 2, means: "a flag or argument is wrong" },
+  BAD_COMBINATION: { exit: 2, means: "flags that do not go together" },
+  BAD_INPUT: { exit: 2, means: "a file named on the command line cannot be read" },
+  IO: { exit: 1, means: "an output (--out, --report) cannot be written" },
+  RUNTIME: { exit: 1, means: "the work failed (toasim's layers say why)" },
+  VM_TIMEOUT: { exit: 124, means: "toasim vm: the time limit passed" },
+  VM_FAILED: { exit: 125, means: "toasim vm: the VM could not run the command" },
+} as const;
+export type CliErrorCode = keyof typeof CliErrorCode;
+
+/** The exit statuses of every command, for the root --help (and so docs/cli.md). */
+export function exitCodesHelp(): string {
+  const rows = new Map<number, string[]>([[0, ["done; a check or a test found nothing wrong"]]]);
+  rows.set(1, ["a check or a test found a failure"]);
+  for (const { exit, means } of Object.values(CliErrorCode))
+    rows.set(exit, [...(rows.get(exit) ?? []), means]);
+  rows.set(70, ["a bug in toasim (TOASIM_DEBUG=1 shows where)"]);
+  const lines = [...rows]
+    .sort(([a], [b]) => a - b)
+    .flatMap(([exit, all]) =>
+      all.map((m, i) => `  ${(i === 0 ? String(exit) : "").padEnd(5)}${m}`),
+    );
+  return `\nExit codes:\n${lines.join("\n")}\ntoasim exec and toasim vm otherwise exit with their command's code.\n`;
+}
+
+/** The error of the CLI layer: one line naming the flag, and the exit status of its code. */
 export class CliError extends Error {
   override readonly name = "CliError";
+  readonly exitCode: number;
   constructor(
-    readonly code: "BAD_FLAG" | "BAD_COMBINATION" | "IO" | "NO_INSTANCE" | "RUNTIME",
+    readonly code: CliErrorCode,
     readonly flag: string | null,
     message: string,
-    readonly exitCode = 2,
   ) {
     super(flag ? `${flag}: ${message}` : message);
+    this.exitCode = CliErrorCode[code].exit;
   }
 }
 

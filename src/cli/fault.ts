@@ -81,7 +81,7 @@ function readJson(path: string): unknown {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new CliError("IO", "--file", `cannot read ${path}: ${(e as Error).message}`);
+    throw new CliError("BAD_INPUT", "--file", `cannot read ${path}: ${(e as Error).message}`);
   }
   try {
     return JSON.parse(text) as unknown;

@@ -63,7 +63,7 @@ export function registerInstanceCommands(program: Command, io: Io): void {
         const status = await p.exited;
         const failed = p.startFailure();
         if (failed !== null && status.code === null)
-          throw new CliError("RUNTIME", null, `cannot run ${cmd[0]}: ${failed}`, 1);
+          throw new CliError("RUNTIME", null, `cannot run ${cmd[0]}: ${failed}`);
         process.exitCode =
           status.code ?? 128 + (status.signal === null ? 9 : signalNumber(status.signal));
       } finally {

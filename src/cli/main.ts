@@ -16,7 +16,7 @@ import { registerCraft } from "./craft.js";
 import { registerDecoder } from "./decoder.js";
 import { registerDemo } from "./demo.js";
 import { registerDoctor } from "./doctor.js";
-import { asCliError, CliError } from "./errors.js";
+import { asCliError, CliError, exitCodesHelp } from "./errors.js";
 import { registerExamples } from "./examples.js";
 import { registerFault } from "./fault.js";
 import { registerInstanceCommands } from "./instance-commands.js";
@@ -48,6 +48,7 @@ export function program(io: Io = processIo): Command {
       "Emulates a FULLNAT L4 gateway (TOA / UOA / PROXY) to test the server side end to end. Run a command with --help for its flags and examples.",
     )
     .version(packageVersion())
+    .addHelpText("after", exitCodesHelp())
     .showSuggestionAfterError()
     .exitOverride();
   registerUp(program, io);

@@ -113,7 +113,7 @@ function files(args: readonly string[]): string[] {
     return scenarioFiles(args);
   } catch (e) {
     if (e instanceof Error && (e as { code?: unknown }).code === "IO")
-      throw new CliError("IO", "<scenarios>", e.message);
+      throw new CliError("BAD_INPUT", "<scenarios>", e.message);
     throw e;
   }
 }
@@ -180,7 +180,7 @@ async function runAll(names: string[], f: RunFlags, io: Io): Promise<number> {
         }),
       );
     } catch (e) {
-      throw new CliError("IO", "--report", `cannot write ${f.report}: ${(e as Error).message}`, 1);
+      throw new CliError("IO", "--report", `cannot write ${f.report}: ${(e as Error).message}`);
     }
     io.err(`toasim scenario: report in ${f.report}\n`);
   }

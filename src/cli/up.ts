@@ -188,7 +188,6 @@ async function runUp(f: UpFlags, io: Io): Promise<void> {
       "RUNTIME",
       null,
       `instance ${inst.id} stopped: the packet worker failed: ${failure}`,
-      1,
     );
   if (!f.json) io.out(`toasim: instance ${inst.id} stopped\n`);
 }

@@ -56,8 +56,11 @@ function envFlag(text: string): [string, string] {
 
 function vmFailure(e: unknown): never {
   if (e instanceof VmError) {
-    const exit = e.code === VmErrorCode.timeout ? 124 : 125;
-    throw new CliError("RUNTIME", null, e.message, exit);
+    throw new CliError(
+      e.code === VmErrorCode.timeout ? "VM_TIMEOUT" : "VM_FAILED",
+      null,
+      e.message,
+    );
   }
   throw e;
 }

@@ -129,3 +129,22 @@ describe("fault flags (toasim up --fault, toasim fault set)", () => {
     expect(help.out).toContain("DIRECTION:CLASS[+CLASS...]:ACTION");
   });
 });
+
+describe("exit codes", () => {
+  it("a file named on the command line that cannot be read is a usage error (2); an output that cannot be written, a failure (1)", async () => {
+    const missing = join(dir, "no-such-file.json");
+    const config = await run("up", "--config", missing);
+    expect([config.code, config.err]).toEqual([2, expect.stringMatching(/--config: cannot read /)]);
+    const faults = await run("fault", "set", "--file", missing);
+    expect([faults.code, faults.err]).toEqual([2, expect.stringMatching(/--file: cannot read /)]);
+    const out = await run("craft", "--out", join(dir, "no-such-folder", "x.pcap"));
+    expect([out.code, out.err]).toEqual([1, expect.stringMatching(/--out: cannot write /)]);
+  });
+
+  it("are listed in the root help, each once", async () => {
+    const help = (await run("--help")).out;
+    const block = help.slice(help.indexOf("Exit codes:"));
+    const codes = [...block.matchAll(/^ {2}(\d+) /gm)].map((m) => Number(m[1]));
+    expect(codes).toEqual([0, 1, 2, 70, 124, 125]);
+  });
+});
