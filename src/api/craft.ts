@@ -84,7 +84,6 @@ function whole(v: unknown, option: string, min: number, max: number, dflt: numbe
   return n;
 }
 
-/** Which option a flow the profile cannot carry is blamed on. */
 /** The option to blame for a flow the profile cannot carry. */
 const OPTION_FOR: Readonly<Record<FlowRefusal, (proto: string) => string>> = {
   [FlowRefusal.noCarrier]: (proto) => (proto === "udp" ? "proto" : "profile"),

@@ -343,8 +343,9 @@ function service(raw: unknown, where: string, scheduler: "rr" | "wrr"): ServiceC
 
 /**
  * The topology routes only the plan's documentation ranges (VIPs in its VIP
- * ranges, servers in its server ranges outside the LIP pool). Anything else could never be reached, so it is refused here,
- * as is a flow the profile cannot carry at all.
+ * ranges, servers in its server ranges outside the LIP pool). Anything else
+ * could never be reached, so it is refused here, as is a flow the profile
+ * cannot carry at all.
  */
 function checkService(s: ServiceConfig, where: string, profile: Profile): void {
   if (!inPlan("vip", s.vip.addr))

@@ -76,6 +76,14 @@ const COLUMN_NAMES = Object.keys(COLUMNS) as ColumnName[];
 /** The index chains: one next link a connection, and the two bucket arrays. */
 const CHAINS = ["fwdNext", "revNext", "fwdBuckets", "revBuckets"] as const;
 
+/** Bytes a connection slot costs: its columns, and an Int32 in each chain array. */
+const BYTES_PER_SLOT =
+  COLUMN_NAMES.reduce(
+    (sum, name) => sum + COLUMNS[name].type.BYTES_PER_ELEMENT * COLUMNS[name].per,
+    0,
+  ) +
+  CHAINS.length * Int32Array.BYTES_PER_ELEMENT;
+
 function column(name: ColumnName, n: number, old?: Column): Column {
   const { type, per } = COLUMNS[name];
   const a = new type(n * per);
@@ -305,11 +313,7 @@ export class ConnTable {
 
   /** Bytes held by the table's arrays (for the memory-per-connection figure). */
   get byteSize(): number {
-    const perConn = COLUMN_NAMES.reduce(
-      (sum, name) => sum + COLUMNS[name].type.BYTES_PER_ELEMENT * COLUMNS[name].per,
-      0,
-    );
-    return this.capacity * (perConn + CHAINS.length * Int32Array.BYTES_PER_ELEMENT);
+    return this.capacity * BYTES_PER_SLOT;
   }
 }
 

@@ -6,7 +6,6 @@ import {
 } from "../fullnat-sim/config.js";
 import type { Profile } from "../fullnat-sim/profiles.js";
 import {
-  familyOf,
   formatIp,
   type IpAddress,
   inPrefix,
@@ -62,16 +61,18 @@ export function defaultLips6(): IpAddress[] {
   return LIPS[6].map(parseIp);
 }
 
+/** Every LIP in canonical text, once. */
+const LIP_SET: ReadonlySet<string> = new Set(
+  [...LIPS[4], ...LIPS[6]].map((l) => formatIp(parseIp(l))),
+);
+
 /** Whether an address (any text form) is one of the LIPs. */
 export function isLip(text: string): boolean {
-  let a: IpAddress;
   try {
-    a = parseIp(text);
+    return LIP_SET.has(formatIp(parseIp(text)));
   } catch {
     return false;
   }
-  const want = formatIp(a);
-  return LIPS[familyOf(a)].some((l) => formatIp(parseIp(l)) === want);
 }
 
 export const PLAN_RANGES = {
