@@ -35,8 +35,9 @@ export function isIcmpError(buf: Uint8Array, info: PacketInfo): boolean {
 }
 
 /**
- * The MTU an error reports (IPv4 "fragmentation needed", IPv6 "packet too
- * big"), or -1 for other errors.
+ * Where the MTU of an error is (IPv4 "fragmentation needed": 16 bits at
+ * offset 6, RFC 1191; IPv6 "packet too big": 32 bits at offset 4, RFC
+ * 4443), or -1 for other errors.
  */
 export function icmpMtuOffset(buf: Uint8Array, info: PacketInfo): number {
   const t = info.l4Offset;
@@ -47,7 +48,7 @@ export function icmpMtuOffset(buf: Uint8Array, info: PacketInfo): number {
   ) {
     return t + 6;
   }
-  if (info.protocol === IpProtocol.icmpv6 && buf[t] === Icmp6.packetTooBig) return t + 6;
+  if (info.protocol === IpProtocol.icmpv6 && buf[t] === Icmp6.packetTooBig) return t + 4;
   return -1;
 }
 

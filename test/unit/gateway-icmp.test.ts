@@ -8,21 +8,31 @@ import { readU16, readU32, toHex } from "../../src/option-codec/bytes.js";
 import { verifyIcmpChecksum } from "../../src/option-codec/icmp.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr, PacketInfo } from "../../src/option-codec/packet.js";
-import { expectValidChecksums } from "./helpers/packets.js";
+import { TcpFlag } from "../../src/option-codec/tcp.js";
+import { C6, expectValidChecksums, tcpPacket, V6 } from "./helpers/packets.js";
 
 const buf = new Uint8Array(4096);
 
-/** UDP without a carrier (max trail 0), so quotes are plain datagrams. */
-function gateway(family: 4 | 6 | 64): Gateway {
+/**
+ * UDP without a carrier (max trail 0), so quotes are plain datagrams; or a
+ * TCP service (IPv6, dpvs's TOA) for the errors whose MTU the TOA lowers.
+ */
+function gateway(family: 4 | 6 | 64, proto: "udp" | "tcp" = "udp"): Gateway {
   const vip =
-    family === 4 ? "203.0.113.10:53" : family === 6 ? "[2001:db8:f::10]:53" : "[2001:db8:f::64]:53";
+    proto === "tcp"
+      ? "[2001:db8:f::10]:80"
+      : family === 4
+        ? "203.0.113.10:53"
+        : family === 6
+          ? "[2001:db8:f::10]:53"
+          : "[2001:db8:f::64]:53";
   const rs = family === 6 ? "[2001:db8:5::10]:5353" : "192.0.2.10:5353";
   return new Gateway({
-    profile: resolveProfile("dpvs", { maxTrail: 0 }),
+    profile: resolveProfile("dpvs", proto === "udp" ? { maxTrail: 0 } : {}),
     services: [
       {
         vip: parseEndpoint(vip),
-        proto: "udp",
+        proto,
         servers: [{ endpoint: parseEndpoint(rs), weight: 1 }],
         scheduler: "rr",
       },
@@ -182,5 +192,27 @@ describe("ICMP errors from the server side", () => {
       quote[5] = quote.length - 40;
       expectValidChecksums(quote, quote.length);
     }
+  });
+
+  it("IPv6 packet too big for a TCP flow with a TOA: the MTU (32 bits at offset 4) less the TOA, the quote intact", () => {
+    const gw = gateway(6, "tcp");
+    const syn = tcpPacket(C6, V6, { flags: TcpFlag.syn, payload: new Uint8Array(0) });
+    buf.set(syn);
+    const n = gw.fromClient(buf, syn.length, 0);
+    expect(n).toBeGreaterThan(0);
+    const sent = buf.slice(0, n);
+    const err = icmpError("2001:db8:5::10", "2001:db8:5::100", 2, 0, [0, 0, 5, 0xdc], sent);
+    buf.set(err);
+    const m = gw.fromServer(buf, err.length, 1);
+    expect(m).toBe(err.length);
+    const info = new PacketInfo().parse(buf, m);
+    expect(verifyIcmpChecksum(buf, info)).toBe(true);
+    // dpvs's IPv6 TOA is 20 bytes: segments toward the server grow by that much.
+    expect(readU32(buf, info.l4Offset + 4)).toBe(1500 - 20);
+    const q = info.l4Offset + 8;
+    expect(buf[q]! >> 4).toBe(6);
+    expect(toHex(buf.slice(q + 8, q + 24))).toBe("20010db8000c00000000000000000007");
+    expect(toHex(buf.slice(q + 24, q + 40))).toBe("20010db8000f00000000000000000010");
+    expect([readU16(buf, q + 40), readU16(buf, q + 42)]).toEqual([40000, 80]);
   });
 });
