@@ -16,7 +16,20 @@ export type Expect =
   /** Anything but the address the client forged itself. */
   | "not-forged"
   /** The client, or nothing: a segment whose option list breaks the grammar may be refused whole. */
-  | "client-or-nothing";
+  | "client-or-nothing"
+  /** As client-or-nothing, or the datagram dropped: a decoder may drop one whose UOA it cannot read. */
+  | "client-nothing-or-lost";
+
+/** One way to break the gateway's UOA (the fault stage does it, after the gateway). */
+export interface UoaBreak {
+  /** What is broken, as the diagnosis names it. */
+  readonly what: string;
+  /** Which bytes: the opp private header's (opp only) or the UOA option's (either placement). */
+  readonly in: "header" | "option";
+  readonly byte: number;
+  /** The corrupt action's operation, in --fault's words (set=N, xor=N). */
+  readonly op: string;
+}
 
 /** What the client does. */
 export type ClientPlay =
@@ -45,7 +58,17 @@ export type ClientPlay =
    * past the gateway's UDP timeout and the decoder's map timeout before
    * the rest are sent.
    */
-  | { readonly kind: "datagrams"; readonly count: number; readonly idleAfter?: number };
+  | { readonly kind: "datagrams"; readonly count: number; readonly idleAfter?: number }
+  /**
+   * UDP flows from one client, one after another: for each break, a flow
+   * of `perPattern` datagrams whose UOA the fault stage breaks that way;
+   * then a clean flow, which must be answered with the client.
+   */
+  | {
+      readonly kind: "uoa-storm";
+      readonly patterns: readonly UoaBreak[];
+      readonly perPattern: number;
+    };
 
 export interface CheckCase {
   readonly id: string;
@@ -80,6 +103,31 @@ export interface CheckCase {
 }
 
 const ALL: readonly Family[] = ["v4", "v6", "nat64"];
+
+/**
+ * The broken UOAs of the UDP storms: every length a walker must refuse
+ * (0 and 1 never advance, 2 and 6 hold no whole address, 255 runs past the
+ * datagram), a type that is not the UOA's, and, in opp's private header, a
+ * version that names no family or the other one, an inner protocol that is
+ * not UDP, and lengths shorter than the header or past the datagram.
+ */
+const UOA_BREAKS: readonly UoaBreak[] = [
+  { what: "header version 3 (no such family)", in: "header", byte: 0, op: "set=48" },
+  { what: "header version of the other family", in: "header", byte: 0, op: "xor=48" },
+  { what: "header protocol 6 (not UDP)", in: "header", byte: 1, op: "set=6" },
+  { what: "header length 0", in: "header", byte: 3, op: "set=0" },
+  { what: "header length 5 (inside the option)", in: "header", byte: 3, op: "set=5" },
+  { what: "header length past the datagram", in: "header", byte: 2, op: "set=255" },
+  { what: "option type 30 (not a UOA)", in: "option", byte: 0, op: "set=30" },
+  { what: "option length 0", in: "option", byte: 1, op: "set=0" },
+  { what: "option length 1", in: "option", byte: 1, op: "set=1" },
+  { what: "option length 2 (no address)", in: "option", byte: 1, op: "set=2" },
+  { what: "option length 6 (a cut address)", in: "option", byte: 1, op: "set=6" },
+  { what: "option length 255 (past the end)", in: "option", byte: 1, op: "set=255" },
+];
+
+const UOA_STORM_WHY =
+  "a broken gateway or a middlebox can mangle the UOA: lengths that never advance or run past the datagram, a type or version the decoder does not know. The decoder must never take an address from such a UOA, never loop or read past the datagram (it may drop the datagram), and must still read the next flow's whole UOA";
 const PRECISE = "docs/dialects.md#which-packets-the-precise-rule";
 
 /** The address a forging client writes into its own TOA (never the real client). */
@@ -341,6 +389,35 @@ export const CASES: readonly CheckCase[] = [
     settings: { maxTrail: "1" },
     timeouts: { udp: 1 },
     client: { kind: "datagrams", count: 2, idleAfter: 1 },
+  },
+  {
+    id: "udp.storm",
+    title: "a storm of malformed UOAs (opp)",
+    proto: "udp",
+    why: UOA_STORM_WHY,
+    doc: "docs/dialects.md#opp-a-private-protocol-between-ip-and-udp",
+    expect: "client",
+    cause:
+      "the decoder's UOA parser trusts a length or a version it should check, or a broken UOA leaves an entry that hides the next flow's",
+    families: ALL,
+    client: { kind: "uoa-storm", patterns: UOA_BREAKS, perPattern: 2 },
+  },
+  {
+    id: "udp.storm-ipo",
+    title: "a storm of malformed UOAs (ipo)",
+    proto: "udp",
+    why: UOA_STORM_WHY,
+    doc: "docs/dialects.md#ipo-in-the-ipv4-header-options",
+    expect: "client",
+    cause:
+      "the decoder's IPv4 option walker trusts an option length it should check, or a broken UOA leaves an entry that hides the next flow's",
+    families: ["v4"],
+    settings: { uoa: "ipo" },
+    client: {
+      kind: "uoa-storm",
+      patterns: UOA_BREAKS.filter((b) => b.in === "option"),
+      perPattern: 2,
+    },
   },
 ];
 

@@ -20,8 +20,10 @@ export interface ClientJob {
   readonly finWithData?: boolean;
   /** TCP: connections opened at once. */
   readonly connections?: number;
-  /** UDP: datagrams sent on the one flow. */
+  /** UDP: datagrams sent on each flow. */
   readonly datagrams?: number;
+  /** UDP: flows, each from a port of its own, one after another (default 1). */
+  readonly flows?: number;
   /** UDP: after this many datagrams, stay quiet for idleMs before sending the rest. */
   readonly idleAfter?: number;
   readonly idleMs?: number;
@@ -38,6 +40,8 @@ export interface ClientLine {
   readonly client?: string;
   /** What a correct decoder answers for this connection, when not the case's. */
   readonly expect?: Expect;
+  /** What was special about it (a storm's break), for the diagnosis. */
+  readonly label?: string;
 }
 
 function tcp(job: ClientJob, index: number): Promise<ClientLine> {
@@ -66,50 +70,58 @@ function tcp(job: ClientJob, index: number): Promise<ClientLine> {
   });
 }
 
-function udp(job: ClientJob): Promise<ClientLine[]> {
-  return new Promise((resolve) => {
-    const s = createSocket(job.source.includes(":") ? "udp6" : "udp4");
-    const count = job.datagrams ?? 1;
-    const lines: ClientLine[] = [];
-    let port = 0;
-    let timer: NodeJS.Timeout | undefined;
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      s.close();
-      // Datagrams without an answer (lost, or refused by a kernel without a decoder).
-      for (let i = 0; i < count; i++) {
-        if (!lines.some((l) => l.index === i))
-          lines.push({ clientPort: port, index: i, report: null, error: "no answer" });
-      }
-      resolve(lines.sort((a, b) => a.index - b.index));
-    };
-    s.on("message", (d) => {
-      const report = JSON.parse(d.toString()) as Record<string, unknown>;
-      const m = /#(\d+)$/.exec(String(report["payload"] ?? "").trim());
-      lines.push({ clientPort: port, index: m ? Number(m[1]) : -1, report });
-      if (lines.length >= count) finish();
-    });
-    s.on("error", () => finish());
-    s.bind(0, job.source, () => {
-      port = s.address().port;
-      // One at a time, a little apart: the gateway's first-N rule counts them in order.
-      let i = 0;
-      const next = () => {
-        if (finished) return;
-        if (i >= count) {
-          timer = setTimeout(finish, job.timeoutMs);
-          return;
-        }
-        s.send(`${job.payload}#${i}`, job.port, job.vip);
-        i++;
-        setTimeout(next, i === job.idleAfter ? (job.idleMs ?? 0) : 50);
-      };
-      next();
-    });
+/**
+ * The datagrams of every flow, in order (flow after flow), each flow from a
+ * socket of its own, then one wait for the answers still missing.
+ */
+async function udp(job: ClientJob): Promise<ClientLine[]> {
+  const count = job.datagrams ?? 1;
+  const flows = job.flows ?? 1;
+  const lines: ClientLine[] = [];
+  let done = () => {};
+  const allIn = new Promise<void>((resolve) => {
+    done = resolve;
   });
+  const sockets = await Promise.all(
+    Array.from({ length: flows }, (_, f) => {
+      const s = createSocket(job.source.includes(":") ? "udp6" : "udp4");
+      s.on("message", (d) => {
+        const report = JSON.parse(d.toString()) as Record<string, unknown>;
+        const m = /#(\d+)$/.exec(String(report["payload"] ?? "").trim());
+        lines.push({ clientPort: s.address().port, index: m ? Number(m[1]) : -1, report });
+        if (lines.length >= count * flows) done();
+      });
+      s.on("error", () => done());
+      return new Promise<{ s: typeof s; flow: number }>((resolve) =>
+        s.bind(0, job.source, () => resolve({ s, flow: f })),
+      );
+    }),
+  );
+  // One at a time, a little apart: the gateway's first-N rule and the fault
+  // stage's skip and count see them in order.
+  let i = 0;
+  for (const { s } of sockets) {
+    for (let k = 0; k < count; k++, i++) {
+      s.send(`${job.payload}#${i}`, job.port, job.vip);
+      await sleep(i + 1 === job.idleAfter ? (job.idleMs ?? 0) : 50);
+    }
+  }
+  await Promise.race([allIn, sleep(job.timeoutMs)]);
+  for (const { s, flow } of sockets) {
+    const port = s.address().port;
+    s.close();
+    // Datagrams without an answer (lost, or refused by a kernel without a decoder).
+    for (let k = 0; k < count; k++) {
+      const index = flow * count + k;
+      if (!lines.some((l) => l.index === index))
+        lines.push({ clientPort: port, index, report: null, error: "no answer" });
+    }
+  }
+  return lines.sort((a, b) => a.index - b.index);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 const job = JSON.parse(process.argv[2] ?? "{}") as ClientJob;

@@ -104,15 +104,19 @@ function one(input: JudgeInput, line: ClientLine): Verdict {
       ? show(client, input.noPort ? undefined : line.clientPort)
       : c.expect === "client-or-nothing"
         ? `${show(client, input.noPort ? undefined : line.clientPort)} or no client`
-        : c.expect === "nothing"
-          ? "no client (the gateway's address, toa_set 0, or an error)"
-          : `anything but the forged ${show(FORGED.address, FORGED.port)}`;
+        : c.expect === "client-nothing-or-lost"
+          ? `${show(client, input.noPort ? undefined : line.clientPort)}, no client, or the datagram dropped`
+          : c.expect === "nothing"
+            ? "no client (the gateway's address, toa_set 0, or an error)"
+            : `anything but the forged ${show(FORGED.address, FORGED.port)}`;
   const noDecoder = input.decoder === "none" ? "no decoder: " : "";
   // Without a decoder the likely cause is that one, whatever the case.
   const cause =
     input.decoder === "none"
       ? "nothing on this kernel decodes TOA/UOA: load the module, or let toasim load its eBPF decoder"
       : c.cause;
+  if (line.report === null && c.expect === "client-nothing-or-lost")
+    return { result: "pass", expected, got: line.error ?? "no report", diagnosis: null };
   if (line.report === null)
     return {
       result: "fail",
@@ -154,8 +158,8 @@ function one(input: JudgeInput, line: ClientLine): Verdict {
   const matches =
     a.address === client && (input.noPort || a.port === line.clientPort) && a.toaSet !== false;
   if (matches) return r("pass", null);
-  if (c.expect === "client-or-nothing" && (a.errno !== null || a.toaSet === false || lip))
-    return r("pass", null);
+  const nothingWillDo = c.expect === "client-or-nothing" || c.expect === "client-nothing-or-lost";
+  if (nothingWillDo && (a.errno !== null || a.toaSet === false || lip)) return r("pass", null);
   if (input.reader === "getpeername" && input.family === "nat64" && lip)
     return r(
       "unsupported",
@@ -202,7 +206,11 @@ export function judge(input: JudgeInput): Verdict {
     const v = verdicts[bad]!;
     if (verdicts.length === 1) return v;
     const unit = input.case.proto === "tcp" ? "connection" : "datagram";
-    return { ...v, diagnosis: `${unit} ${bad + 1} of ${verdicts.length}: ${v.diagnosis}` };
+    const label = input.lines[bad]?.label;
+    return {
+      ...v,
+      diagnosis: `${unit} ${bad + 1} of ${verdicts.length}${label ? ` (${label})` : ""}: ${v.diagnosis}`,
+    };
   }
   return verdicts.find((v) => v.result === "unsupported") ?? verdicts[0]!;
 }

@@ -231,8 +231,12 @@ async function runOne(
       await inst.exec("rs", ["sysctl", "-q", "-w", `${k}=${v}`]);
       restore.push(() => inst.exec("rs", ["sysctl", "-q", "-w", `${k}=${was}`]));
     }
-    if (c.faults) {
-      await inst.setFaults({ rules: c.faults });
+    const rules = [
+      ...(c.faults ?? []),
+      ...(c.client.kind === "uoa-storm" ? uoaStormRules(c, family) : []),
+    ];
+    if (rules.length > 0) {
+      await inst.setFaults({ rules });
       restore.push(() => inst.clearFaults());
     }
     if (c.client.kind === "datagrams" && c.client.idleAfter !== undefined) {
@@ -280,6 +284,9 @@ async function runOne(
           ? { connections: c.client.connections }
           : {}),
         ...(c.client.kind === "datagrams" ? { datagrams: c.client.count } : {}),
+        ...(c.client.kind === "uoa-storm"
+          ? { datagrams: c.client.perPattern, flows: c.client.patterns.length + 1 }
+          : {}),
         ...(c.client.kind === "datagrams" && c.client.idleAfter !== undefined
           ? { idleAfter: c.client.idleAfter, idleMs: idle(c, mapTimeout) }
           : {}),
@@ -299,6 +306,7 @@ async function runOne(
         .split("\n")
         .filter((l) => l.trim() !== "")
         .map((l) => JSON.parse(l) as ClientLine);
+      if (c.client.kind === "uoa-storm") lines = stormLines(c.client, lines);
     }
   } catch (e) {
     if (!(e instanceof Skip)) harness = e instanceof Error ? e.message : String(e);
@@ -504,6 +512,38 @@ async function storm(
     ...(report ? {} : { error: "no report for the clean connection after the storm" }),
   });
   return lines;
+}
+
+/**
+ * The fault rules of a UOA storm: break after break, each on the next
+ * `perPattern` datagrams that carry the UOA toward the server. opp's header
+ * follows the outer IP header (IPv6 only for the v6 family: NAT64 reaches
+ * the server over IPv4); ipo's option is found by its type, 31.
+ */
+function uoaStormRules(c: CheckCase, family: Family): string[] {
+  if (c.client.kind !== "uoa-storm") return [];
+  const per = c.client.perPattern;
+  const ipo = c.settings?.["uoa"] === "ipo";
+  const header = family === "v6" ? 40 : 20;
+  return c.client.patterns.map((b, i) => {
+    const target = ipo
+      ? `ip-option:31:${b.byte}`
+      : `byte:${header + (b.in === "header" ? 0 : 4) + b.byte}`;
+    return `to-server:toa+udp:corrupt=${target},${b.op},skip=${i * per},count=${per}`;
+  });
+}
+
+/** The storm's datagrams say which break they carried and what is right for them; the last flow is clean. */
+function stormLines(
+  play: Extract<CheckCase["client"], { kind: "uoa-storm" }>,
+  lines: ClientLine[],
+): ClientLine[] {
+  return lines.map((l) => {
+    const b = play.patterns[Math.floor(l.index / play.perPattern)];
+    return b === undefined
+      ? { ...l, label: "the clean flow after the storm" }
+      : { ...l, label: b.what, expect: "client-nothing-or-lost" as const };
+  });
 }
 
 /** The storm's client ports: one per pattern, apart from the scripted cases' (20000). */

@@ -193,6 +193,52 @@ describe("toasim check's verdicts", () => {
     });
   });
 
+  it("a UOA storm's broken datagrams may go unanswered or without a client, never with a wrong one; the clean flow must give the client", () => {
+    const storm = caseById("udp.storm")!;
+    expect(storm.client.kind).toBe("uoa-storm");
+    const broken = (report: Record<string, unknown> | null): ClientLine => ({
+      clientPort: 41000,
+      index: 0,
+      report,
+      label: "option length 2 (no address)",
+      expect: "client-nothing-or-lost",
+      ...(report ? {} : { error: "no answer" }),
+    });
+    const clean = (answer: Record<string, unknown>): ClientLine => ({
+      clientPort: 41001,
+      index: 1,
+      report: { uoaDpvs: answer },
+      label: "the clean flow after the storm",
+    });
+    const sv = (lines: ClientLine[]) =>
+      judge({
+        case: storm,
+        family: "v4",
+        reader: "2048/58",
+        client: CLIENT,
+        noPort: false,
+        decoder: "vendor.ko",
+        lines,
+      });
+    const good = { ok: true, address: CLIENT, port: 41001 };
+    expect(sv([broken(null), clean(good)]).result).toBe("pass");
+    expect(
+      sv([broken({ uoaDpvs: { ok: false, errno: 2, error: "ENOENT" } }), clean(good)]).result,
+    ).toBe("pass");
+    // Bytes after a two-byte option, taken for an address.
+    const wrong = sv([
+      broken({ uoaDpvs: { ok: true, address: "0.0.0.0", port: 17 } }),
+      clean(good),
+    ]);
+    expect(wrong.result).toBe("fail");
+    expect(wrong.diagnosis).toMatch(/^datagram 1 of 2 \(option length 2 \(no address\)\): /);
+    expect(wrong.expected).toBe(`${CLIENT}:41000, no client, or the datagram dropped`);
+    // The clean flow after the storm has no excuse.
+    const lost = sv([broken(null), { ...clean(good), report: null, error: "no answer" }]);
+    expect(lost.result).toBe("fail");
+    expect(lost.diagnosis).toMatch(/^datagram 2 of 2 \(the clean flow after the storm\): /);
+  });
+
   it("every case has a doc link, a cause and readers for its families", () => {
     for (const c of CASES) {
       expect(c.doc).toMatch(/^docs\/[a-z-]+\.md(#[a-z0-9-]+)?$/);
