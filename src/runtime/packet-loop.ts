@@ -76,7 +76,14 @@ export class PacketLoop implements Forwarding, FaultSink {
     const { buf, gateway: gw } = this;
     const now = this.clock();
     this.clientCapture?.write(buf, len, now * 1000);
-    const out = gw.fromClient(buf, len, now);
+    let out: number;
+    // A bug in the gateway costs this packet, not the worker (as on the server path).
+    try {
+      out = gw.fromClient(buf, len, now);
+    } catch (e) {
+      this.failed(e);
+      return;
+    }
     if (gw.extraLength > 0) this.out(Toward.server, gw.extra, gw.extraLength, now);
     if (out > 0) this.out(Toward.server, buf, out, now);
   }

@@ -766,3 +766,40 @@ describe("PacketLoop: garbage from the client", () => {
     expect(dropTotal(b.gw.stats)).toBe(packets.length);
   });
 });
+
+describe("PacketLoop: a bug in the gateway", () => {
+  it("on either path costs that packet and is reported, the loop goes on", () => {
+    const b = bench("dpvs");
+    const bug = new Error("a bug in the gateway");
+    // A gateway that fails on its first packet each way, as a bug would.
+    const failing = { client: true, server: true };
+    const fromClient = b.gw.fromClient.bind(b.gw);
+    const fromServer = b.gw.fromServer.bind(b.gw);
+    b.gw.fromClient = (buf, len, now) => {
+      if (failing.client) {
+        failing.client = false;
+        throw bug;
+      }
+      return fromClient(buf, len, now);
+    };
+    b.gw.fromServer = (buf, len, now) => {
+      if (failing.server) {
+        failing.server = false;
+        throw new Error("another bug");
+      }
+      return fromServer(buf, len, now);
+    };
+    const syn = tcp(C4, V4, 40000, 80, { seq: 10, ack: 0, flags: TcpFlag.syn });
+    expect(b.toServer(syn)).toHaveLength(0);
+    expect(b.loop.counters.errors).toBe(1);
+    expect(b.loop.firstError).toBe(bug);
+    const out = one(b.toServer(syn));
+    const lip = Uint8Array.from(addrs(out).src);
+    const lport = tcpOf(out).srcPort;
+    const synAck = tcp(R4, lip, 8080, lport, { seq: 3000, ack: 11, flags: TcpFlag.syn | A });
+    expect(b.toClient(synAck)).toHaveLength(0);
+    expect(b.loop.counters.errors).toBe(2);
+    expect(b.loop.firstError).toBe(bug);
+    expect(tcpOf(one(b.toClient(synAck))).flags).toBe(TcpFlag.syn | A);
+  });
+});
