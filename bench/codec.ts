@@ -641,8 +641,8 @@ for (const [id, label, p, flow, toa, toaLen] of [
     run,
     { length: p.length - shrink + pad(toaLen), family: 4, lip: lip4, rs: rs4, toa, toaLen },
     () => {
-      if (flow.lastOutcome !== CarrierOutcome.inserted)
-        throw new Error(`${id}: carrier outcome ${flow.lastOutcome}, expected inserted`);
+      if (flow.verdict.carrier !== CarrierOutcome.inserted)
+        throw new Error(`${id}: carrier outcome ${flow.verdict.carrier}, expected inserted`);
     },
   );
 }

@@ -25,7 +25,6 @@ import { registerScenario } from "./scenario.js";
 import { registerUp } from "./up.js";
 import { registerVm } from "./vm.js";
 
-
 /** Errors of toasim's layers: their message is meant for the user as it is. */
 const KNOWN = [
   ToasimError,

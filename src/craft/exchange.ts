@@ -123,7 +123,7 @@ export function craftExchange(o: ExchangeOptions): CraftedPacket[] {
       side: from === "client" ? "server" : "client",
       bytes: buf.slice(0, n),
       timeUs: t + 50,
-      carrier: from === "client" ? gw.lastOutcome : CarrierOutcome.none,
+      carrier: from === "client" ? gw.verdict.carrier : CarrierOutcome.none,
     };
     out.push(before, after);
     t += 1000;

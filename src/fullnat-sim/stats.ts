@@ -80,3 +80,8 @@ export function statsObject(s: Float64Array): Record<StatName, number> {
   });
   return o;
 }
+
+/** Adds `n` to counter `s` (the one way the gateway's parts count). */
+export function bump(stats: Float64Array, s: Stat, n = 1): void {
+  stats[s] = stats[s]! + n;
+}

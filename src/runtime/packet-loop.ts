@@ -133,7 +133,7 @@ export class PacketLoop implements Forwarding, FaultSink {
     this.now = now;
     const f = this.faults;
     if (f === null) this.deliver(toward, buf, len);
-    else f.send(toward, buf, len, this.gateway.lastClass, this.gateway.lastIndex, now, this);
+    else f.send(toward, buf, len, this.gateway.verdict.cls, this.gateway.verdict.index, now, this);
   }
 
   /** FaultSink: onto the link, recorded by that side's capture. */

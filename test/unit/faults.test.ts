@@ -90,14 +90,14 @@ class Bench {
   toServer(p: Uint8Array): Uint8Array[] {
     this.client.inject(p);
     this.loop.pump();
-    this.classes.push(`s:${packetClassNames(this.gw.lastClass).join("+")}`);
+    this.classes.push(`s:${packetClassNames(this.gw.verdict.cls).join("+")}`);
     return this.server.drain();
   }
 
   toClient(p: Uint8Array): Uint8Array[] {
     this.server.inject(p);
     this.loop.pump();
-    this.classes.push(`c:${packetClassNames(this.gw.lastClass).join("+")}`);
+    this.classes.push(`c:${packetClassNames(this.gw.verdict.cls).join("+")}`);
     return this.client.drain();
   }
 
@@ -150,7 +150,7 @@ describe("packet classes the gateway reports", () => {
       "s:rst",
       "s:toa+udp",
     ]);
-    expect(b.gw.lastIndex).toBe(1);
+    expect(b.gw.verdict.index).toBe(1);
   });
 });
 

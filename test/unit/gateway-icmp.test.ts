@@ -161,9 +161,14 @@ describe("ICMP errors from the server side", () => {
     expect(n).toBeGreaterThan(0);
     const sent = buf.slice(0, n);
     expect(sent[0]! >> 4).toBe(4);
+    // RFC 7915 §4.2: port unreachable, fragmentation needed (packet too big,
+    // MTU + 20), host unreachable (no route), communication administratively
+    // prohibited (code 1).
     for (const [code, type6, code6, mtu] of [
       [3, 1, 4, 0],
       [4, 2, 0, 1400 + 20],
+      [1, 1, 0, 0],
+      [13, 1, 1, 0],
     ] as const) {
       const err = icmpError(
         "192.0.2.10",
@@ -192,6 +197,11 @@ describe("ICMP errors from the server side", () => {
       quote[5] = quote.length - 40;
       expectValidChecksums(quote, quote.length);
     }
+    // Protocol unreachable has no ICMPv6 counterpart for a client: dropped, counted.
+    const proto = icmpError("192.0.2.10", "192.0.2.100", 3, 2, [0, 0, 0, 0], sent);
+    buf.set(proto);
+    expect(gw.fromServer(buf, proto.length, 1)).toBe(-1);
+    expect(gw.stats[Stat.dropIcmp]).toBe(1);
   });
 
   it("IPv6 packet too big for a TCP flow with a TOA: the MTU (32 bits at offset 4) less the TOA, the quote intact", () => {

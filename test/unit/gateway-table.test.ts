@@ -227,7 +227,7 @@ describe("port reuse", () => {
   it("a new SYN on the client port of a closing connection starts a new one", () => {
     const gw = new Gateway(config());
     expect(gw.fromClient(buf, syn("198.51.100.7", 5555), 0)).toBeGreaterThan(0);
-    const first = gw.lastConn;
+    const first = gw.verdict.conn;
     gw.conns.state[first] = ConnState.closing;
     expect(gw.fromClient(buf, syn("198.51.100.7", 5555), 1)).toBeGreaterThan(0);
     expect(gw.stats[Stat.connectionsCreated]).toBe(2);

@@ -76,7 +76,7 @@ function toServer(f: Gateway, p: Uint8Array): { carried: CarrierOutcome; bytes: 
   const n = f.fromClient(buf, p.length, 0);
   expect(n).toBeGreaterThan(0);
   expectValidChecksums(buf, n);
-  return { carried: f.lastOutcome, bytes: buf.slice(0, n) };
+  return { carried: f.verdict.carrier, bytes: buf.slice(0, n) };
 }
 
 function established(profile: ProfileName, settings = {}): Gateway {
