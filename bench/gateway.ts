@@ -44,7 +44,7 @@ import {
 } from "../src/option-codec/tcp-options.js";
 import { defaultGatewayConfig } from "../src/runtime/defaults.js";
 import { type RunningInstance, startInstance } from "../src/runtime/instance.js";
-import type { Forwarder } from "../src/runtime/worker.js";
+import type { Forwarder } from "../src/runtime/worker-messages.js";
 import { inNetns } from "../src/tun/netns.js";
 import { checkPreconditions, deleteNamespace, nsExecArgs, runIp } from "../src/tun/topology.js";
 

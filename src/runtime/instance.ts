@@ -25,8 +25,8 @@ import { ADDRESS_PLAN } from "./defaults.js";
 import { RuntimeError, RuntimeErrorCode } from "./errors.js";
 import { onProcessEnd } from "./exit-hooks.js";
 import { type RsDecoder, startRsDecoder } from "./rs-decoder.js";
-import type { Forwarder, WorkerInput } from "./worker.js";
 import { WorkerLink } from "./worker-link.js";
+import type { Forwarder, WorkerInput } from "./worker-messages.js";
 
 export function controlSocketPath(id: string): string {
   return join(STATE_DIR, `${id}.sock`);

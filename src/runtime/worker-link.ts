@@ -3,7 +3,7 @@ import { parseScriptSpec } from "../craft/script-spec.js";
 import { parseFaultConfig } from "../fullnat-sim/faults.js";
 import type { CaptureSession, ScriptProgress, ScriptRun } from "./control.js";
 import { RuntimeError, RuntimeErrorCode } from "./errors.js";
-import type { FromWorker, ToWorker } from "./worker.js";
+import type { FromWorker, ToWorker } from "./worker-messages.js";
 
 type Side = "client" | "server";
 
