@@ -2,8 +2,6 @@ import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { remoteControl } from "../runtime/control-client.js";
 import { type RunningInstance, startInstance } from "../runtime/instance.js";
-import { cleanupRsCgroups } from "../runtime/rs-decoder.js";
-import { cleanupClientSources } from "../tun/client-source.js";
 import {
   cleanupStale,
   listStates,
@@ -11,7 +9,9 @@ import {
   removeState,
   STATE_DIR,
   type StateEntry,
-} from "../tun/topology.js";
+} from "../runtime/registry.js";
+import { cleanupRsCgroups } from "../runtime/rs-decoder.js";
+import { cleanupClientSources } from "../tun/client-source.js";
 import { chooseDecoder } from "./decoder-choice.js";
 import { badOption, ToasimError, ToasimErrorCode } from "./errors.js";
 import { Instance, type InstanceDescription } from "./instance.js";

@@ -1,6 +1,7 @@
 /**
  * The runtime layer's error: a running instance could not do what it was
- * asked (unreachable, busy, refused by its worker, already stopped).
+ * asked (unreachable, busy, refused by its worker, already stopped), or
+ * could not be registered.
  */
 export const RuntimeErrorCode = {
   /** The control socket of the instance cannot be reached. */
@@ -15,6 +16,10 @@ export const RuntimeErrorCode = {
   unsupported: "UNSUPPORTED",
   /** The packet worker failed; the instance stops. */
   workerFailed: "WORKER_FAILED",
+  /** The instance id is owned by a live process, or the root namespace already serves another instance. */
+  instanceExists: "INSTANCE_EXISTS",
+  /** The instance's record in /run/toasim could not be written. */
+  stateFailed: "STATE_FAILED",
 } as const;
 export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];
 

@@ -9,21 +9,27 @@ import { newStats, statsObject } from "../fullnat-sim/stats.js";
 import { packageRoot } from "../package-files.js";
 import {
   checkPreconditions,
+  clientNsName,
   createTopology,
   newInstanceId,
   type RsNetns,
-  removeState,
   runIp,
   SERVER_TUN,
-  STATE_DIR,
+  serverNsName,
   type Topology,
-  writeState,
 } from "../tun/topology.js";
 import type { InstanceControl } from "./control.js";
 import { type ControlServer, serveControl } from "./control-server.js";
 import { ADDRESS_PLAN } from "./defaults.js";
 import { RuntimeError, RuntimeErrorCode } from "./errors.js";
 import { onProcessEnd } from "./exit-hooks.js";
+import {
+  claimInstance,
+  type InstanceState,
+  removeState,
+  STATE_DIR,
+  writeState,
+} from "./registry.js";
 import { type RsDecoder, startRsDecoder } from "./rs-decoder.js";
 import { WorkerLink } from "./worker-link.js";
 import type { Forwarder, WorkerInput } from "./worker-messages.js";
@@ -89,6 +95,7 @@ export async function startInstance(
   let topo: Topology | null = null;
   let decoder: RsDecoder | null = null;
   let done = false;
+  let claimed = false;
   let unhook = (): void => {};
   const teardownSync = () => {
     if (done) return;
@@ -100,40 +107,42 @@ export async function startInstance(
       topo?.destroy();
     } finally {
       rmSync(socket, { force: true });
-      removeState(id);
+      if (claimed) removeState(id);
     }
   };
   unhook = onProcessEnd(() => teardownSync());
   try {
-    // createTopology writes the state file before the namespaces; add where
-    // the control socket is, for the commands that talk to this instance.
     if (forwarder === "null" && options.rsNetns === "root") {
       throw new RuntimeError(
         RuntimeErrorCode.unsupported,
         "the null forwarder needs the server side in a namespace of toasim's (it routes the VIPs there)",
       );
     }
+    const root = options.rsNetns === "root";
+    // The record first, then what it records (see claimInstance).
+    let state: InstanceState = {
+      ...options.meta,
+      pid: process.pid,
+      clientNs: clientNsName(id),
+      serverNs: root ? null : serverNsName(id),
+      ...(root ? { rootAddresses: [ADDRESS_PLAN.rs4, ADDRESS_PLAN.rs6, ...extraRsAddresses] } : {}),
+      startedAt: new Date().toISOString(),
+      socket,
+    };
+    claimInstance(id, state);
+    claimed = true;
     topo = createTopology({
       id,
       plan: ADDRESS_PLAN,
       extraRsAddresses,
       rsNetns: options.rsNetns ?? "toasim",
     });
-    const { clientNs, serverNs } = topo;
+    const { serverNs } = topo;
     if (forwarder === "null" && serverNs !== null) nullForwarderRoutes(serverNs);
-    const state = {
-      ...options.meta,
-      pid: process.pid,
-      clientNs,
-      serverNs,
-      ...(serverNs === null ? { rootAddresses: topo.rootAddresses } : {}),
-      startedAt: new Date().toISOString(),
-      socket,
-    };
-    writeState(id, state);
     if (options.decoder) {
       decoder = await startRsDecoder(id, serverNs, options.decoder);
-      writeState(id, { ...state, rsCgroup: decoder.cgroup, decoder: "ebpf" });
+      state = { ...state, rsCgroup: decoder.cgroup, decoder: "ebpf" };
+      writeState(id, state);
     }
   } catch (e) {
     teardownSync();

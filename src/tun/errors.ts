@@ -24,7 +24,6 @@ export const TunErrorCode = {
   /** The server side in the root namespace, outside a toasim vm guest. */
   rootNetnsRefused: "ROOT_NETNS_REFUSED",
   closed: "CLOSED",
-  stateFailed: "STATE_FAILED",
 } as const;
 
 export type TunErrorCode = (typeof TunErrorCode)[keyof typeof TunErrorCode];

@@ -1,16 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KernelTun } from "./device.js";
 import { TunError, TunErrorCode } from "./errors.js";
@@ -26,7 +16,8 @@ import { inNetns, NETNS_DIR, netnsPath } from "./netns.js";
  * Inside a `toasim vm` guest the server side can instead be the root
  * namespace (rsNetns "root"), for decoders that hook only there; the RS
  * addresses it adds to the root's lo are removed again by destroy() and,
- * after a SIGKILL, by cleanupStale().
+ * after a SIGKILL, by the runtime's cleanupStale() (runtime/registry.ts,
+ * which also keeps the record of who owns which namespaces).
  *
  * Addresses, links and routes are set with `ip` (iproute2): netlink by hand
  * would be a lot of code for a few dozen calls at start-up. The TUN devices
@@ -58,9 +49,6 @@ export interface TopologyPlan {
 export const CLIENT_TUN = "tun-c";
 export const SERVER_TUN = "tun-r";
 export const NS_PREFIX = "toasim-";
-/** Where `toasim down` finds what a killed instance left. */
-export const STATE_DIR = "/run/toasim";
-
 export interface TopologySpec {
   /** Instance id (newInstanceId()): [A-Za-z0-9_], 1 to 32 characters. */
   readonly id: string;
@@ -91,28 +79,10 @@ export interface Topology {
   readonly serverTun: KernelTun;
   /**
    * Closes the TUN fds, stops processes left in the namespaces, deletes the
-   * namespaces and the state file. Idempotent; throws the first failure
-   * after trying every step.
+   * namespaces and takes the RS addresses off the root's lo. Idempotent;
+   * throws the first failure after trying every step.
    */
   destroy(): void;
-}
-
-export interface TopologyState {
-  readonly pid: number;
-  readonly clientNs: string;
-  /** null: the server side is the root namespace, holding rootAddresses on its lo. */
-  readonly serverNs: string | null;
-  readonly rootAddresses?: readonly string[];
-  /** ISO 8601. */
-  readonly startedAt: string;
-  /** The owner's start time (/proc/PID/stat field 22), so a reused pid is not taken for it. */
-  readonly pidStart?: number;
-  readonly [extra: string]: unknown;
-}
-
-export interface StateEntry {
-  readonly id: string;
-  readonly state: TopologyState;
 }
 
 export function newInstanceId(): string {
@@ -301,7 +271,7 @@ function rsAddressArgs(ns: string | null, addr: string): string[] {
 }
 
 /** Takes an RS address off the root namespace's lo; one already gone is not an error. */
-function removeRootAddress(addr: string): void {
+export function removeRootAddress(addr: string): void {
   try {
     runIp([...(addr.includes(":") ? ["-6"] : []), "addr", "del", prefixed(addr), "dev", "lo"]);
   } catch (e) {
@@ -313,7 +283,8 @@ function removeRootAddress(addr: string): void {
  * Creates the two namespaces and their TUN devices, addresses and routes.
  * On any failure everything created so far is removed before the error is
  * thrown. A process "exit" hook destroys the topology if the owner forgets;
- * after SIGKILL, cleanupStale() finds it through the state file.
+ * after SIGKILL, the runtime's cleanupStale() finds it through the owner's
+ * record, which the runtime writes before calling this.
  */
 export function createTopology(spec: TopologySpec): Topology {
   const id = spec.id;
@@ -338,21 +309,6 @@ export function createTopology(spec: TopologySpec): Topology {
   }
   const clientNs = clientNsName(id);
   const serverNs = root ? null : serverNsName(id);
-  const states = listStates();
-  const owner = states.find((e) => e.id === id);
-  if (owner !== undefined && ownerAlive(owner.state)) {
-    throw new TunError(
-      TunErrorCode.topologyExists,
-      `topology ${id} belongs to running process ${owner.state.pid}`,
-    );
-  }
-  const rootOwner = states.find((e) => e.state.serverNs === null && ownerAlive(e.state));
-  if (root && rootOwner !== undefined) {
-    throw new TunError(
-      TunErrorCode.topologyExists,
-      `the root namespace is already the server side of instance ${rootOwner.id} (process ${rootOwner.state.pid}): one at a time`,
-    );
-  }
   const A = spec.plan;
   const rsAddresses = [A.rs4, A.rs6, ...(spec.extraRsAddresses ?? [])];
   for (const ns of serverNs === null ? [clientNs] : [clientNs, serverNs]) {
@@ -363,19 +319,8 @@ export function createTopology(spec: TopologySpec): Topology {
     }
   }
 
-  const parts: Parts = { id, namespaces: [], tuns: [], rootAddresses: [], state: false };
+  const parts: Parts = { namespaces: [], tuns: [], rootAddresses: [] };
   try {
-    // The state file comes first: cleanupStale() in another process treats
-    // a toasim namespace without a live owner as a leftover, and must not
-    // take one being set up here for one.
-    writeState(id, {
-      pid: process.pid,
-      clientNs,
-      serverNs,
-      ...(root ? { rootAddresses: rsAddresses } : {}),
-      startedAt: new Date().toISOString(),
-    });
-    parts.state = true;
     for (const ns of serverNs === null ? [clientNs] : [clientNs, serverNs]) {
       runIp(["netns", "add", ns]);
       parts.namespaces.push(ns);
@@ -439,12 +384,10 @@ export function createTopology(spec: TopologySpec): Topology {
 }
 
 interface Parts {
-  readonly id: string;
   readonly namespaces: string[];
   readonly tuns: KernelTun[];
   /** RS addresses added to the root namespace's lo (rsNetns "root"). */
   readonly rootAddresses: string[];
-  state: boolean;
 }
 
 /** Undoes what `parts` records, in an order that works; returns the failures. */
@@ -468,14 +411,6 @@ function teardown(parts: Parts): unknown[] {
   for (const addr of parts.rootAddresses.splice(0)) {
     try {
       removeRootAddress(addr);
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (parts.state) {
-    parts.state = false;
-    try {
-      removeState(parts.id);
     } catch (e) {
       errors.push(e);
     }
@@ -538,100 +473,6 @@ export function deleteNamespace(ns: string): void {
   runIp(["netns", "del", ns]);
 }
 
-// ---------------------------------------------------------------------------
-// State records
-
-function statePath(id: string): string {
-  if (!/^[A-Za-z0-9_]{1,32}$/.test(id)) {
-    throw new TunError(TunErrorCode.invalidArgument, `topology id ${JSON.stringify(id)}`);
-  }
-  return join(STATE_DIR, `${id}.json`);
-}
-
-/** Start time in clock ticks of a running process, null if it is gone or a zombie. */
-function processStart(pid: number): number | null {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return null;
-  }
-  // The command name (field 2) may hold spaces and parentheses: split after the last ")".
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const st = fields[0];
-  if (st === undefined || st === "Z" || st === "X" || st === "x") return null;
-  const start = Number(fields[19]);
-  return Number.isFinite(start) ? start : null;
-}
-
-/** Whether the process that wrote `state` is still the one running under its pid. */
-export function ownerAlive(state: TopologyState): boolean {
-  if (!Number.isInteger(state.pid) || state.pid <= 0) return false;
-  const start = processStart(state.pid);
-  if (start === null) return false;
-  return state.pidStart === undefined || state.pidStart === start;
-}
-
-/**
- * Writes /run/toasim/<id>.json (folder mode 0700, file 0600) by rename, so
- * a reader never sees half a file. Fills in pidStart from /proc when absent.
- */
-export function writeState(id: string, state: TopologyState): void {
-  const path = statePath(id);
-  const start = state.pidStart ?? processStart(state.pid);
-  const record: TopologyState = start === null ? state : { ...state, pidStart: start };
-  try {
-    mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
-    chmodSync(STATE_DIR, 0o700);
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-    renameSync(tmp, path);
-  } catch (e) {
-    const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 0) || null;
-    throw new TunError(TunErrorCode.stateFailed, `write state ${path}`, errno, { cause: e });
-  }
-}
-
-/**
- * Every state record. A file that does not parse gets pid 0 (an unknown
- * owner, so cleanupStale() removes it with its namespaces).
- */
-export function listStates(): StateEntry[] {
-  let names: string[];
-  try {
-    names = readdirSync(STATE_DIR);
-  } catch {
-    return [];
-  }
-  const entries: StateEntry[] = [];
-  for (const name of names) {
-    const id = name.endsWith(".json") ? name.slice(0, -5) : null;
-    if (id === null || !/^[A-Za-z0-9_]{1,32}$/.test(id)) continue;
-    let state: TopologyState;
-    try {
-      const raw = JSON.parse(readFileSync(join(STATE_DIR, name), "utf8")) as Partial<TopologyState>;
-      state = {
-        ...raw,
-        pid: typeof raw.pid === "number" ? raw.pid : 0,
-        clientNs: typeof raw.clientNs === "string" ? raw.clientNs : clientNsName(id),
-        serverNs:
-          raw.serverNs === null || typeof raw.serverNs === "string"
-            ? raw.serverNs
-            : serverNsName(id),
-        startedAt: typeof raw.startedAt === "string" ? raw.startedAt : "",
-      };
-    } catch {
-      state = { pid: 0, clientNs: clientNsName(id), serverNs: serverNsName(id), startedAt: "" };
-    }
-    entries.push({ id, state });
-  }
-  return entries;
-}
-
-export function removeState(id: string): void {
-  rmSync(statePath(id), { force: true });
-}
-
 /** Names of the toasim namespaces present (`ip netns list`, read from its folder). */
 export function listToasimNamespaces(): string[] {
   try {
@@ -639,53 +480,4 @@ export function listToasimNamespaces(): string[] {
   } catch {
     return [];
   }
-}
-
-/**
- * Removes what dead instances left: every toasim-* namespace whose owner
- * (per its state file) is not running, or that has no state file, with the
- * processes in it; then the state files of dead owners. Instances whose
- * owner runs are left alone, so this is safe while other instances work.
- */
-export function cleanupStale(): { removed: string[]; removedStates: string[] } {
-  // Namespaces before states: a live instance writes its state before its
-  // namespaces, so any namespace seen here has its state file visible below.
-  const namespaces = listToasimNamespaces();
-  const states = listStates();
-  const live = new Set<string>();
-  for (const { state } of states) {
-    if (ownerAlive(state)) {
-      live.add(state.clientNs);
-      if (state.serverNs !== null) live.add(state.serverNs);
-    }
-  }
-  const removed: string[] = [];
-  const errors: unknown[] = [];
-  for (const ns of namespaces) {
-    if (live.has(ns)) continue;
-    try {
-      deleteNamespace(ns);
-      removed.push(ns);
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  const removedStates: string[] = [];
-  for (const { id, state } of states) {
-    if (ownerAlive(state)) continue;
-    // Its tun-r and routes went with its process; addresses on lo stay.
-    if (state.serverNs === null) {
-      for (const addr of state.rootAddresses ?? []) {
-        try {
-          removeRootAddress(addr);
-        } catch (e) {
-          errors.push(e);
-        }
-      }
-    }
-    removeState(id);
-    removedStates.push(id);
-  }
-  if (errors[0] !== undefined) throw errors[0];
-  return { removed, removedStates };
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -7,16 +7,22 @@ import { parseIp } from "../../src/option-codec/address.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../../src/option-codec/packet.js";
 import { ADDRESS_PLAN } from "../../src/runtime/defaults.js";
+import { RuntimeError } from "../../src/runtime/errors.js";
+import {
+  claimInstance,
+  cleanupStale,
+  listStates,
+  removeState,
+  STATE_DIR,
+} from "../../src/runtime/registry.js";
 import { type KernelTun, MAX_PACKET, Poller } from "../../src/tun/device.js";
 import { TunError } from "../../src/tun/errors.js";
 import {
-  cleanupStale,
   clientNsName,
   createTopology,
   deleteNamespace,
   newInstanceId,
   nsExecArgs,
-  STATE_DIR,
   serverNsName,
   type Topology,
 } from "../../src/tun/topology.js";
@@ -215,12 +221,6 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
       expect(read(ns, "ipv6/conf/default/router_solicitations")).toBe("0");
     }
     expect(read(c, "ipv6/conf/tun-c/addr_gen_mode")).toBe("1");
-
-    const state = JSON.parse(readFileSync(join(STATE_DIR, `${t.id}.json`), "utf8")) as {
-      pid: number;
-      clientNs: string;
-    };
-    expect(state).toMatchObject({ pid: process.pid, clientNs: c });
   });
 
   it("delivers client datagrams to the VIP into tun-c (IPv4, IPv6, AnyIP sources)", () => {
@@ -284,7 +284,7 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     expect((e as TunError).message).toBe("write 4 bytes to tun-r: EINVAL (Invalid argument)");
   });
 
-  it("destroy() removes namespaces, devices, fds and the state file, and is idempotent", () => {
+  it("destroy() removes namespaces, devices and fds, and is idempotent", () => {
     const before = tunFdsOpen();
     const t = createTopology({ id: newInstanceId(), plan: ADDRESS_PLAN });
     expect(tunFdsOpen()).toBe(before + 2);
@@ -296,7 +296,6 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     t.destroy();
     expect(netnsList()).not.toContain(t.clientNs);
     expect(netnsList()).not.toContain(t.serverNs);
-    expect(existsSync(join(STATE_DIR, `${t.id}.json`))).toBe(false);
     expect(tunFdsOpen()).toBe(before);
     expect(ip("-br", "link")).not.toMatch(/tun-[cr]/);
     return exited;
@@ -317,7 +316,6 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     expect((err as TunError).code).toBe("COMMAND_FAILED");
     expect((err as TunError).message).toContain(`ip -n ${serverNsName(id)} addr add 999.1.1.1/32`);
     expect(netnsList().filter((n) => n.startsWith(`toasim-${id}-`))).toEqual([]);
-    expect(existsSync(join(STATE_DIR, `${id}.json`))).toBe(false);
     expect(tunFdsOpen()).toBe(before);
   });
 
@@ -332,7 +330,6 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     expect((err as TunError).code).toBe("ROOT_NETNS_REFUSED");
     expect((err as TunError).message).toMatch(/only inside a toasim vm guest/);
     expect(netnsList().filter((n) => n.startsWith(`toasim-${id}-`))).toEqual([]);
-    expect(existsSync(join(STATE_DIR, `${id}.json`))).toBe(false);
     expect(ip("-br", "link")).not.toMatch(/tun-r/);
   });
 
@@ -346,10 +343,9 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
     }
     expect((err as TunError).code).toBe("TOPOLOGY_EXISTS");
     expect(netnsList()).toEqual(expect.arrayContaining([t.clientNs, t.serverNs]));
-    expect(existsSync(join(STATE_DIR, `${t.id}.json`))).toBe(true);
   });
 
-  it("cleanupStale() removes what a SIGKILLed owner left, with processes in it", async () => {
+  it("cleanupStale() removes what a SIGKILLed owner left (its record too), with processes in it", async () => {
     const id = newInstanceId();
     const script = join(work, `owner-${id}.ts`);
     // The owner is a separate process: only there can SIGKILL skip all cleanup.
@@ -357,8 +353,11 @@ describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
       script,
       `import { spawn } from "node:child_process";
 import { ADDRESS_PLAN } from ${JSON.stringify(join(ROOT, "src/runtime/defaults.ts"))};
+import { claimInstance } from ${JSON.stringify(join(ROOT, "src/runtime/registry.ts"))};
 import { createTopology, nsExecArgs } from ${JSON.stringify(join(ROOT, "src/tun/topology.ts"))};
-const t = createTopology({ id: ${JSON.stringify(id)}, plan: ADDRESS_PLAN });
+const id = ${JSON.stringify(id)};
+claimInstance(id, { pid: process.pid, clientNs: "toasim-" + id + "-c", serverNs: "toasim-" + id + "-r", startedAt: "" });
+const t = createTopology({ id, plan: ADDRESS_PLAN });
 const argv = nsExecArgs(t.serverNs, ["sleep", "600"]);
 const s = spawn(argv[0], argv.slice(1), { stdio: "ignore", detached: true });
 s.unref();
@@ -414,5 +413,81 @@ setInterval(() => {}, 1000);
       deleteNamespace(serverNsName(id));
       rmSync(join(STATE_DIR, `${id}.json`), { force: true });
     }
+  });
+});
+
+describe.skipIf(skip !== null)("the instance registry (/run/toasim)", () => {
+  const ids: string[] = [];
+  afterEach(() => {
+    for (const id of ids.splice(0)) removeState(id);
+  });
+  const claim = (id: string, pid: number, serverNs: string | null) => {
+    ids.push(id);
+    claimInstance(id, {
+      pid,
+      clientNs: clientNsName(id),
+      serverNs,
+      startedAt: new Date().toISOString(),
+    });
+  };
+
+  it("records the owner with its start time, in a file only root reads", () => {
+    const id = newInstanceId();
+    claim(id, process.pid, serverNsName(id));
+    const path = join(STATE_DIR, `${id}.json`);
+    const state = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    expect(state).toMatchObject({ pid: process.pid, clientNs: clientNsName(id) });
+    expect(state["pidStart"]).toEqual(expect.any(Number));
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(STATE_DIR).mode & 0o777).toBe(0o700);
+  });
+
+  it("refuses an id a live process owns, and a second instance in the root namespace", () => {
+    const id = newInstanceId();
+    claim(id, process.pid, serverNsName(id));
+    const refused = (f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        return e;
+      }
+      return null;
+    };
+    const again = refused(() =>
+      claimInstance(id, { pid: process.pid, clientNs: "x", serverNs: "y", startedAt: "" }),
+    );
+    expect(again).toBeInstanceOf(RuntimeError);
+    expect(again).toMatchObject({
+      code: "INSTANCE_EXISTS",
+      message: `instance ${id} belongs to running process ${process.pid}`,
+    });
+    const rootId = newInstanceId();
+    claim(rootId, process.pid, null);
+    const second = refused(() =>
+      claimInstance(newInstanceId(), {
+        pid: process.pid,
+        clientNs: "x",
+        serverNs: null,
+        startedAt: "",
+      }),
+    );
+    expect(second).toMatchObject({ code: "INSTANCE_EXISTS" });
+    expect((second as Error).message).toMatch(
+      new RegExp(`^the root namespace is already the server side of instance ${rootId} `),
+    );
+  });
+
+  it("cleanupStale() removes the records of dead owners and keeps the live ones", async () => {
+    const dead = spawn("true");
+    const deadPid = await new Promise<number>((res) => dead.on("exit", () => res(dead.pid!)));
+    const gone = newInstanceId();
+    const mine = newInstanceId();
+    claim(gone, deadPid, serverNsName(gone));
+    claim(mine, process.pid, serverNsName(mine));
+    const { removedStates } = cleanupStale();
+    expect(removedStates).toContain(gone);
+    expect(removedStates).not.toContain(mine);
+    expect(listStates().map((e) => e.id)).toEqual(expect.arrayContaining([mine]));
+    expect(existsSync(join(STATE_DIR, `${gone}.json`))).toBe(false);
   });
 });

@@ -193,7 +193,7 @@ describeTier("kernel", missing(), `toasim check on Debian ${KERNEL} under QEMU`,
       routeDuring: true,
       reply: "hello from the root namespace",
       second: expect.stringMatching(
-        /^TOPOLOGY_EXISTS: the root namespace is already the server side of instance \w+/,
+        /^INSTANCE_EXISTS: the root namespace is already the server side of instance \w+/,
       ),
       loAfterStop: [],
       routeAfterStop: false,
