@@ -61,7 +61,8 @@ describeTier(
       // Nothing failed: no pcap kept, no namespace left.
       expect(rep.cases.every((c) => c.pcaps === null)).toBe(true);
       expect(netnsList().filter((n) => n.startsWith("toasim-"))).toEqual([]);
-    });
+      // The whole battery, two profiles: about 2 minutes here, longer beside the kernel tier's VMs.
+    }, 300_000);
 
     it("without a decoder every failure says 'no decoder', the exit code is 1, and the report is written", async () => {
       const out = join(tmp, "none");
