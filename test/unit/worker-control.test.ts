@@ -13,15 +13,13 @@ import { parseFaultConfig } from "../../src/fullnat-sim/faults.js";
 import { Gateway } from "../../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
 import { newStats, Stat } from "../../src/fullnat-sim/stats.js";
-import { IpProtocol } from "../../src/option-codec/ipv4.js";
-import { emitPacket, ipHeaderFor, type L4Repr } from "../../src/option-codec/packet.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
 import { defaultLips4, defaultLips6, defaultServices } from "../../src/runtime/defaults.js";
 import { CopyLoop, PacketLoop } from "../../src/runtime/packet-loop.js";
 import { GatewayControl, NullControl } from "../../src/runtime/worker-control.js";
 import type { FromWorker, WorkerInput } from "../../src/runtime/worker-messages.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
-import { C4, V4 } from "./helpers/packets.js";
+import { C4, tcpPacket, V4 } from "./helpers/packets.js";
 
 // The packet worker's control messages, answered by the object built for its
 // loop, over in-memory devices: what each message does and what it answers.
@@ -44,23 +42,8 @@ const config: GatewayConfig = {
 let now = 1_000_000;
 const clock = () => now;
 
-function syn(port: number): Uint8Array {
-  const l4: L4Repr = {
-    protocol: IpProtocol.tcp,
-    tcp: {
-      srcPort: port,
-      dstPort: 80,
-      seq: 1,
-      ack: 0,
-      flags: TcpFlag.syn,
-      window: 1000,
-      urgent: 0,
-      options: [],
-      payload: new Uint8Array(0),
-    },
-  };
-  return emitPacket({ ip: ipHeaderFor(C4, V4, l4), l4 });
-}
+const syn = (port: number): Uint8Array =>
+  tcpPacket(C4, V4, { flags: TcpFlag.syn, sport: port, options: [], payload: new Uint8Array(0) });
 
 function gatewayWorker() {
   const stats = newStats();
