@@ -3,18 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseScriptSpec } from "../../src/craft/script-spec.js";
-import {
-  DEFAULT_PORTS,
-  DEFAULT_TIMEOUTS,
-  type GatewayConfig,
-} from "../../src/fullnat-sim/config.js";
 import { faultSpecToRule } from "../../src/fullnat-sim/fault-spec.js";
 import { parseFaultConfig } from "../../src/fullnat-sim/faults.js";
 import { Gateway } from "../../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
 import { newStats, Stat } from "../../src/fullnat-sim/stats.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
-import { defaultLips4, defaultLips6, defaultServices } from "../../src/runtime/defaults.js";
+import { defaultGatewayConfig } from "../../src/runtime/defaults.js";
 import { CopyLoop, PacketLoop } from "../../src/runtime/packet-loop.js";
 import { GatewayControl, NullControl } from "../../src/runtime/worker-control.js";
 import type { FromWorker, WorkerInput } from "../../src/runtime/worker-messages.js";
@@ -27,17 +22,7 @@ import { C4, tcpPacket, V4 } from "./helpers/packets.js";
 const tmp = mkdtempSync(join(tmpdir(), "toasim-worker-control-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const config: GatewayConfig = {
-  profile: resolveProfile("dpvs", {}),
-  services: defaultServices(),
-  lips4: defaultLips4(),
-  lips6: defaultLips6(),
-  portMin: DEFAULT_PORTS.min,
-  portMax: DEFAULT_PORTS.max,
-  mtu: 1500,
-  maxConnections: 64,
-  timeouts: DEFAULT_TIMEOUTS,
-};
+const config = defaultGatewayConfig(resolveProfile("dpvs", {}), 64);
 
 let now = 1_000_000;
 const clock = () => now;
