@@ -126,8 +126,30 @@ const UOA_BREAKS: readonly UoaBreak[] = [
   { what: "option length 255 (past the end)", in: "option", byte: 1, op: "set=255" },
 ];
 
-const UOA_STORM_WHY =
-  "a broken gateway or a middlebox can mangle the UOA: lengths that never advance or run past the datagram, a type or version the decoder does not know. The decoder must never take an address from such a UOA, never loop or read past the datagram (it may drop the datagram), and must still read the next flow's whole UOA";
+/** The UOA storm in one placement: opp (every family, every break) or ipo (v4, the option's breaks). */
+function uoaStorm(placement: "opp" | "ipo"): CheckCase {
+  const ipo = placement === "ipo";
+  return {
+    id: ipo ? "udp.storm-ipo" : "udp.storm",
+    title: `a storm of malformed UOAs (${placement})`,
+    proto: "udp",
+    why: "a broken gateway or a middlebox can mangle the UOA: lengths that never advance or run past the datagram, a type or version the decoder does not know. The decoder must never take an address from such a UOA, never loop or read past the datagram (it may drop the datagram), and must still read the next flow's whole UOA",
+    doc: ipo
+      ? "docs/dialects.md#ipo-in-the-ipv4-header-options"
+      : "docs/dialects.md#opp-a-private-protocol-between-ip-and-udp",
+    expect: "client",
+    cause: ipo
+      ? "the decoder's IPv4 option walker trusts an option length it should check, or a broken UOA leaves an entry that hides the next flow's"
+      : "the decoder's UOA parser trusts a length or a version it should check, or a broken UOA leaves an entry that hides the next flow's",
+    families: ipo ? ["v4"] : ALL,
+    ...(ipo ? { settings: { uoa: "ipo" } } : {}),
+    client: {
+      kind: "uoa-storm",
+      patterns: ipo ? UOA_BREAKS.filter((b) => b.in === "option") : UOA_BREAKS,
+      perPattern: 2,
+    },
+  };
+}
 const PRECISE = "docs/dialects.md#which-packets-the-precise-rule";
 
 /** The address a forging client writes into its own TOA (never the real client). */
@@ -390,35 +412,8 @@ export const CASES: readonly CheckCase[] = [
     timeouts: { udp: 1 },
     client: { kind: "datagrams", count: 2, idleAfter: 1 },
   },
-  {
-    id: "udp.storm",
-    title: "a storm of malformed UOAs (opp)",
-    proto: "udp",
-    why: UOA_STORM_WHY,
-    doc: "docs/dialects.md#opp-a-private-protocol-between-ip-and-udp",
-    expect: "client",
-    cause:
-      "the decoder's UOA parser trusts a length or a version it should check, or a broken UOA leaves an entry that hides the next flow's",
-    families: ALL,
-    client: { kind: "uoa-storm", patterns: UOA_BREAKS, perPattern: 2 },
-  },
-  {
-    id: "udp.storm-ipo",
-    title: "a storm of malformed UOAs (ipo)",
-    proto: "udp",
-    why: UOA_STORM_WHY,
-    doc: "docs/dialects.md#ipo-in-the-ipv4-header-options",
-    expect: "client",
-    cause:
-      "the decoder's IPv4 option walker trusts an option length it should check, or a broken UOA leaves an entry that hides the next flow's",
-    families: ["v4"],
-    settings: { uoa: "ipo" },
-    client: {
-      kind: "uoa-storm",
-      patterns: UOA_BREAKS.filter((b) => b.in === "option"),
-      perPattern: 2,
-    },
-  },
+  uoaStorm("opp"),
+  uoaStorm("ipo"),
 ];
 
 export function caseById(id: string): CheckCase | undefined {

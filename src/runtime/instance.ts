@@ -15,6 +15,7 @@ import {
   type RsNetns,
   runIp,
   SERVER_TUN,
+  serverAddresses,
   serverNsName,
   type Topology,
 } from "../tun/topology.js";
@@ -125,7 +126,7 @@ export async function startInstance(
       pid: process.pid,
       clientNs: clientNsName(id),
       serverNs: root ? null : serverNsName(id),
-      ...(root ? { rootAddresses: [ADDRESS_PLAN.rs4, ADDRESS_PLAN.rs6, ...extraRsAddresses] } : {}),
+      ...(root ? { rootAddresses: serverAddresses({ plan: ADDRESS_PLAN, extraRsAddresses }) } : {}),
       startedAt: new Date().toISOString(),
       socket,
     };

@@ -85,6 +85,11 @@ export interface Topology {
   destroy(): void;
 }
 
+/** The addresses on lo of the server side: the plan's two, then the extra ones. */
+export function serverAddresses(spec: Pick<TopologySpec, "plan" | "extraRsAddresses">): string[] {
+  return [spec.plan.rs4, spec.plan.rs6, ...(spec.extraRsAddresses ?? [])];
+}
+
 export function newInstanceId(): string {
   return randomBytes(3).toString("hex");
 }
@@ -310,7 +315,7 @@ export function createTopology(spec: TopologySpec): Topology {
   const clientNs = clientNsName(id);
   const serverNs = root ? null : serverNsName(id);
   const A = spec.plan;
-  const rsAddresses = [A.rs4, A.rs6, ...(spec.extraRsAddresses ?? [])];
+  const rsAddresses = serverAddresses(spec);
   for (const ns of serverNs === null ? [clientNs] : [clientNs, serverNs]) {
     if (existsSync(netnsPath(ns))) {
       throw new TunError(TunErrorCode.topologyExists, `netns ${ns} already exists`, null, {

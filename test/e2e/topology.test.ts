@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, expect, it } from "vitest";
 import { parseIp } from "../../src/option-codec/address.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../../src/option-codec/packet.js";
@@ -26,7 +26,7 @@ import {
   serverNsName,
   type Topology,
 } from "../../src/tun/topology.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, describeTier } from "../helpers/tier.js";
 import { tunFdsOpen } from "./helpers.js";
 
 // Tier 3 (privileged): real namespaces, real TUN devices, real sockets. The
@@ -40,7 +40,7 @@ function missing(): string | null {
   return commandMissing("ip", ["-V"]) ?? commandMissing("python3");
 }
 
-const skip = tierUnavailable("e2e", missing());
+const MISSING = missing();
 const ROOT = resolve(import.meta.dirname, "../..");
 const work = mkdtempSync(join(tmpdir(), "toasim-e2e-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -175,7 +175,7 @@ function udp(src: string, dst: string, srcPort: number, dstPort: number, text: s
   return emitPacket({ ip: ipHeaderFor(parseIp(src), parseIp(dst), l4), l4 });
 }
 
-describe.skipIf(skip !== null)("toasim topology (root, netns, TUN)", () => {
+describeTier("e2e", MISSING, "toasim topology (root, netns, TUN)", () => {
   it("creates both namespaces with their devices, addresses, routes and sysctls", () => {
     const t = topology();
     const c = t.clientNs;
@@ -416,7 +416,7 @@ setInterval(() => {}, 1000);
   });
 });
 
-describe.skipIf(skip !== null)("the instance registry (/run/toasim)", () => {
+describeTier("e2e", MISSING, "the instance registry (/run/toasim)", () => {
   const ids: string[] = [];
   afterEach(() => {
     for (const id of ids.splice(0)) removeState(id);
