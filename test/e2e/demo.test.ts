@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { tierUnavailable } from "../helpers/tier.js";
+import { expect, it } from "vitest";
+import { describeTier } from "../helpers/tier.js";
 
 const BIN = join(import.meta.dirname, "../../bin/toasim.js");
 
@@ -14,7 +14,7 @@ function missing(): string | null {
   return null;
 }
 
-const skip = tierUnavailable("e2e", missing());
+const e2eMissing = missing();
 
 interface DemoResult {
   ok: boolean;
@@ -45,7 +45,7 @@ function namespaces(): string {
   return execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
 }
 
-describe.skipIf(skip !== null)("toasim demo", () => {
+describeTier("e2e", e2eMissing, "toasim demo", () => {
   it("proxy-v2: every TCP and UDP row passes for v4, v6 and NAT64 clients, and nothing is left", () => {
     const before = namespaces();
     const { code, out } = demo(["--profile", "proxy-v2"]);

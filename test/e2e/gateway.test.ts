@@ -1,8 +1,9 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tierUnavailable } from "../helpers/tier.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { pythonFixture as fixture } from "../helpers/fixtures.js";
+import { describeTier } from "../helpers/tier.js";
 import {
   Background,
   be16,
@@ -41,16 +42,13 @@ import type { ExecResult, GatewayStats, LocalInstance, NsProcess } from "./toasi
 // are written out here from DIALECTS.md, not taken from the codecs. The
 // clean-up after a SIGKILL is the CLI's (`toasim up`, `toasim down`).
 
-const skip = tierUnavailable(
-  "e2e",
-  e2eMissing([
-    ["ip", ["-V"]],
-    ["curl", ["--version"]],
-    ["socat", ["-V"]],
-    ["python3", ["--version"]],
-    ["tshark", ["--version"]],
-  ]),
-);
+const missing = e2eMissing([
+  ["ip", ["-V"]],
+  ["curl", ["--version"]],
+  ["socat", ["-V"]],
+  ["python3", ["--version"]],
+  ["tshark", ["--version"]],
+]);
 
 const work = mkdtempSync(join(tmpdir(), "toasim-gateway-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -252,7 +250,9 @@ async function tcpCase(gw: LocalInstance, profile: string, family: Family): Prom
 for (const profile of ["dpvs", "lvs", "tencent"] as const) {
   // The dpvs instance also serves the UDP opp and malformed-packet tests.
   const settings = profile === "dpvs" ? ({ uoa: "opp", maxTrail: 3 } as const) : {};
-  describe.skipIf(skip !== null)(
+  describeTier(
+    "e2e",
+    missing,
     `up({profile: ${profile}, settings: ${JSON.stringify(settings)}})`,
     () => {
       let gw: LocalInstance | undefined;
@@ -290,50 +290,8 @@ for (const profile of ["dpvs", "lvs", "tencent"] as const) {
 // ---------------------------------------------------------------------------
 // 2. UDP with the UOA (dpvs, --max-trail 3)
 
-/** Echoes every datagram back and prints one JSON line per datagram. */
-const ECHO = `
-import json, socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", 5353))
-print("ready", flush=True)
-while True:
-    data, peer = s.recvfrom(65535)
-    print(json.dumps({"peer": peer[0], "port": peer[1], "data": data.hex()}), flush=True)
-    s.sendto(data, peer)
-`;
-
-/** Sends N datagrams from one socket, collects the echoes, prints one JSON object. */
-const UDP_CLIENT = `
-import json, socket, sys, time
-dst, port, n, want = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM)
-s.connect((dst, port))
-local = s.getsockname()
-sent = []
-for i in range(n):
-    p = ("toasim e2e datagram %d of %d " % (i + 1, n)).encode() + bytes((i * 37 + k) & 0xFF for k in range(48))
-    sent.append(p.hex())
-    s.send(p)
-    time.sleep(0.03)
-got = []
-deadline = time.time() + 2.0
-while time.time() < deadline:
-    s.settimeout(max(0.01, deadline - time.time()))
-    try:
-        got.append(s.recv(65535).hex())
-    except socket.timeout:
-        break
-    except OSError:
-        continue
-    if len(got) >= want:
-        deadline = min(deadline, time.time() + 0.3)
-print(json.dumps({"addr": local[0], "port": local[1], "sent": sent, "got": got}))
-`;
-
 async function startEcho(gw: LocalInstance): Promise<NsProcess> {
-  const echo = gw.spawn("rs", ["python3", "-u", "-c", ECHO]);
+  const echo = gw.spawn("rs", ["python3", "-u", fixture("udp_echo.py")]);
   await echo.waitForOutput(/^ready$/, { timeoutMs: 10_000, stream: "stdout" });
   return echo;
 }
@@ -370,7 +328,7 @@ async function udpCase(
   try {
     client = await gw.exec(
       "client",
-      ["python3", "-c", UDP_CLIENT, UDP_VIP[family], "53", "6", String(wantEchoes)],
+      ["python3", fixture("udp_client.py"), UDP_VIP[family], "53", "6", String(wantEchoes)],
       { timeoutMs: 15_000 },
     );
   } finally {
@@ -486,7 +444,7 @@ function ip6Bytes(text: string): number[] {
   return groups.flatMap((g) => be16(Number.parseInt(g, 16)));
 }
 
-describe.skipIf(skip !== null)('up({profile: dpvs, settings: {"uoa":"ipo","maxTrail":3}})', () => {
+describeTier("e2e", missing, 'up({profile: dpvs, settings: {"uoa":"ipo","maxTrail":3}})', () => {
   let gw: LocalInstance | undefined;
   let echo: NsProcess | undefined;
   beforeAll(async () => {
@@ -504,77 +462,6 @@ describe.skipIf(skip !== null)('up({profile: dpvs, settings: {"uoa":"ipo","maxTr
 
 // ---------------------------------------------------------------------------
 // 4. Malformed packets and a SYN flood (run on the dpvs instance, last)
-
-/** Raw IPv4 packets built by hand; prints one JSON object per case. */
-const RAW = `
-import json, socket, struct, sys, time
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-def tcp(src, dst, sport, dport, flags, doff=None, opts=b"", seq=1000):
-    if doff is None:
-        doff = (20 + len(opts)) // 4
-    h = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, doff << 4, flags, 64240, 0, 0) + opts
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h))
-    return h[:16] + struct.pack("!H", csum(pseudo + h)) + h[18:]
-
-def ip4(src, dst, l4, ihl=5):
-    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 20 + len(l4), 0x1234, 0, 64, 6, 0,
-                    socket.inet_aton(src), socket.inet_aton(dst))
-    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + l4
-
-SYN = 0x02
-dst = "203.0.113.10"
-src = "198.51.100.7"
-mss = bytes([2, 4, 0x05, 0xB4])
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-
-def send(pkt):
-    for _ in range(200):
-        try:
-            s.sendto(pkt, (dst, 0))
-            return True
-        except OSError as e:
-            if e.errno != 105:  # ENOBUFS: the TUN queue is full, wait for the gateway
-                raise
-            time.sleep(0.01)
-    return False
-
-if sys.argv[1] == "malformed":
-    cases = [
-        ("truncated TCP header (12 bytes)", ip4(src, dst, tcp(src, dst, 30001, 80, SYN)[:12])),
-        ("TCP data offset 4", ip4(src, dst, tcp(src, dst, 30005, 80, SYN, doff=4))),
-        ("IPv4 IHL 4", ip4(src, dst, tcp(src, dst, 30006, 80, SYN), ihl=4)),
-        ("SYN, option length 0", ip4(src, dst, tcp(src, dst, 30002, 80, SYN, opts=mss + bytes([3, 0, 0, 0])))),
-        ("SYN, option length 1", ip4(src, dst, tcp(src, dst, 30003, 80, SYN, opts=mss + bytes([3, 1, 0, 0])))),
-        ("SYN, option past the header", ip4(src, dst, tcp(src, dst, 30004, 80, SYN, opts=mss + bytes([8, 10, 0, 0])))),
-    ]
-    if len(sys.argv) < 3:
-        print(json.dumps([name for name, _ in cases]))
-        sys.exit(0)
-    name, pkt = cases[int(sys.argv[2])]
-    try:
-        s.sendto(pkt, (dst, 0))
-        print(json.dumps({"name": name, "sent": True}))
-    except OSError as e:
-        print(json.dumps({"name": name, "sent": False, "error": e.strerror}))
-else:
-    n = int(sys.argv[2])
-    sent = 0
-    for i in range(n):
-        a = "198.51.100.%d" % (7 + i % 44)
-        if send(ip4(a, dst, tcp(a, dst, 20000 + i, 80, SYN, opts=mss))):
-            sent += 1
-        if i % 25 == 24:
-            time.sleep(0.003)
-    print(json.dumps({"sent": sent}))
-`;
 
 type Counters = Readonly<Record<string, number>>;
 
@@ -602,7 +489,7 @@ async function statsOrNull(gw: LocalInstance): Promise<GatewayStats | null> {
 
 async function malformedAndFlood(gw: LocalInstance): Promise<void> {
   const s0 = await gw.stats();
-  const names = await gw.exec("client", ["python3", "-c", RAW, "malformed"], {
+  const names = await gw.exec("client", ["python3", fixture("raw_packets.py"), "malformed"], {
     timeoutMs: 10_000,
   });
   expect(names.code, names.stderr).toBe(0);
@@ -618,9 +505,13 @@ async function malformedAndFlood(gw: LocalInstance): Promise<void> {
     // One packet at a time, so that a failure names the packet.
     let before = s0;
     for (let i = 0; i < count; i++) {
-      const r = await gw.exec("client", ["python3", "-c", RAW, "malformed", String(i)], {
-        timeoutMs: 15_000,
-      });
+      const r = await gw.exec(
+        "client",
+        ["python3", fixture("raw_packets.py"), "malformed", String(i)],
+        {
+          timeoutMs: 15_000,
+        },
+      );
       expect(r.code, `raw sender: ${r.stderr}`).toBe(0);
       const o = JSON.parse(r.stdout) as MalformedOutcome;
       let after = await statsOrNull(gw);
@@ -687,7 +578,7 @@ async function malformedAndFlood(gw: LocalInstance): Promise<void> {
   const dropped1 = await tunDropped();
 
   // 2,000 SYNs from 44 client addresses and as many source ports.
-  const flood = await gw.exec("client", ["python3", "-c", RAW, "flood", "2000"], {
+  const flood = await gw.exec("client", ["python3", fixture("raw_packets.py"), "flood", "2000"], {
     timeoutMs: 60_000,
   });
   expect(flood.code, `flood: ${flood.stderr}`).toBe(0);
@@ -727,7 +618,7 @@ async function malformedAndFlood(gw: LocalInstance): Promise<void> {
 // ---------------------------------------------------------------------------
 // 3. SIGKILL: `toasim down` removes everything a killed instance left
 
-describe.skipIf(skip !== null)("toasim up killed with SIGKILL, then toasim down", () => {
+describeTier("e2e", missing, "toasim up killed with SIGKILL, then toasim down", () => {
   let inst: CliInstance | undefined;
   const sleepers: Background[] = [];
   afterAll(async () => {

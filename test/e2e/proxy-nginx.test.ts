@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { commandMissing, describeTier } from "../helpers/tier.js";
 import { namespacesOf, sleep, startGateway, stopGateway } from "./helpers.js";
 import { apiMissing, type LocalInstance, type NsProcess } from "./toasim-api.js";
 
@@ -17,9 +17,9 @@ function missing(): string | null {
   return commandMissing("nginx", ["-v"]) ?? commandMissing("curl");
 }
 
-const skip = tierUnavailable("e2e", missing());
+const e2eMissing = missing();
 
-describe.skipIf(skip !== null)("PROXY v2 to nginx through the gateway", () => {
+describeTier("e2e", e2eMissing, "PROXY v2 to nginx through the gateway", () => {
   let gw: LocalInstance | undefined;
   let nginx: NsProcess | undefined;
   const dir = mkdtempSync(join(tmpdir(), "toasim-nginx-"));

@@ -26,6 +26,7 @@ import {
   serverNsName,
   type Topology,
 } from "../../src/tun/topology.js";
+import { pythonFixture } from "../helpers/fixtures.js";
 import { commandMissing, describeTier } from "../helpers/tier.js";
 import { tunFdsOpen } from "./helpers.js";
 
@@ -106,29 +107,8 @@ const bytes = (p: Uint8Array, from: number, to: number): number[] => [...p.subar
 const isUdp4 = (p: Uint8Array): boolean => p[0]! >> 4 === 4 && p[9] === 17;
 const isUdp6 = (p: Uint8Array): boolean => p[0]! >> 4 === 6 && p[6] === 17;
 
-const SEND = `
-import socket, sys
-dst, port, src = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM)
-if src: s.bind((src, 0))
-s.sendto(b"toasim-e2e", (dst, port))
-`;
-
-// Binds, says "ready", prints what it receives and from whom, answers "pong".
-const LISTEN = `
-import json, socket, sys
-addr, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((addr, port))
-s.settimeout(10)
-print("ready", flush=True)
-data, peer = s.recvfrom(2048)
-print(json.dumps({"data": data.decode(), "peer": peer[0], "port": peer[1]}), flush=True)
-s.sendto(b"pong", peer)
-`;
-
 function send(ns: string | null, dst: string, port: number, src = ""): void {
-  inNs(ns, ["python3", "-c", SEND, dst, String(port), src]);
+  inNs(ns, ["python3", pythonFixture("udp_send.py"), dst, String(port), src]);
 }
 
 interface Listener {
@@ -138,7 +118,7 @@ interface Listener {
 }
 
 function listen(ns: string | null, addr: string, port: number): Listener {
-  const argv = nsExecArgs(ns, ["python3", "-c", LISTEN, addr, String(port)]);
+  const argv = nsExecArgs(ns, ["python3", pythonFixture("udp_listen.py"), addr, String(port)]);
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";

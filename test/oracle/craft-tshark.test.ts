@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, describeTier } from "../helpers/tier.js";
 import { type Row, tshark as tsharkFields } from "../helpers/tshark.js";
 
 // Tier 2: pcaps written by `toasim craft` are read by tshark, a decoder
@@ -11,7 +11,7 @@ import { type Row, tshark as tsharkFields } from "../helpers/tshark.js";
 // DIALECTS.md, and the expected option bytes are built by hand here, not
 // by the codecs under test.
 
-const skip = tierUnavailable("oracle", commandMissing("tshark"));
+const tsharkMissing = commandMissing("tshark");
 const dir = mkdtempSync(join(tmpdir(), "toasim-oracle-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -144,7 +144,7 @@ function toaField(r: Row, kind: number): string {
   return r["tcp.options.unknown"] ?? "";
 }
 
-describe.skipIf(skip !== null)("tshark reads toasim craft pcaps", () => {
+describeTier("oracle", tsharkMissing, "tshark reads toasim craft pcaps", () => {
   const toaProfiles = Object.keys(TOA_CARRIERS);
   for (const profile of toaProfiles) {
     for (const family of ["v4", "v6", "nat64"] as const) {

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { reportError } from "../../src/cli/main.js";
 import { TunError, TunErrorCode } from "../../src/tun/errors.js";
+import { describeTier } from "../helpers/tier.js";
 
 // How the CLI behaves as a Unix tool: quiet when its reader goes away, one
 // line for an error, a stack trace only when asked for.
@@ -25,17 +26,22 @@ function closedStdout(args: readonly string[]): Promise<{ code: number | null; s
   });
 }
 
-describe.skipIf(!built)("a closed stdout (toasim ... | head)", () => {
-  it.each([
-    [["scenario", "list"]],
-    [["--help"]],
-    [["craft", "--out", "/dev/null", "--side", "both"]],
-  ])("ends %j quietly with exit code 0", async (args) => {
-    const r = await closedStdout(args);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-  });
-});
+describeTier(
+  "unit",
+  built ? null : "not built (npm run build)",
+  "a closed stdout (toasim ... | head)",
+  () => {
+    it.each([
+      [["scenario", "list"]],
+      [["--help"]],
+      [["craft", "--out", "/dev/null", "--side", "both"]],
+    ])("ends %j quietly with exit code 0", async (args) => {
+      const r = await closedStdout(args);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+    });
+  },
+);
 
 describe("errors", () => {
   const capture = () => {

@@ -6,26 +6,20 @@ import {
   parseFaultConfig,
   parseFaultRule,
 } from "../../src/fullnat-sim/faults.js";
-import { Gateway } from "../../src/fullnat-sim/gateway.js";
+import type { Gateway } from "../../src/fullnat-sim/gateway.js";
 import { PacketClass, packetClassNames } from "../../src/fullnat-sim/packet-class.js";
-import { type ProfileName, resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import type { ProfileName } from "../../src/fullnat-sim/profiles.js";
 import { Stat } from "../../src/fullnat-sim/stats.js";
 import type { IpAddress } from "../../src/option-codec/address.js";
 import { readU16, readU32 } from "../../src/option-codec/bytes.js";
-import { IpProtocol } from "../../src/option-codec/ipv4.js";
-import {
-  emitPacket,
-  ipHeaderFor,
-  type L4Repr,
-  PacketInfo,
-  verifyL4Checksum,
-} from "../../src/option-codec/packet.js";
+import { PacketInfo, verifyL4Checksum } from "../../src/option-codec/packet.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
 import { mssOption, NOP, timestampsOption } from "../../src/option-codec/tcp-options.js";
-import { defaultGatewayConfig, defaultLips4 } from "../../src/runtime/defaults.js";
+import { defaultLips4 } from "../../src/runtime/defaults.js";
 import { PacketLoop } from "../../src/runtime/packet-loop.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
-import { C4, expectValidChecksums, R4, V4 } from "./helpers/packets.js";
+import { gatewayFor } from "./helpers/gateway.js";
+import { C4, expectValidChecksums, R4, tcpPacket, udpPacket, V4 } from "./helpers/packets.js";
 
 // Fault rules applied by the packet loop between the gateway and the links,
 // over MemoryTuns: the test plays client and server, as packet-loop.test.ts.
@@ -44,33 +38,23 @@ function tcp(
   flags: number,
   payload = 0,
 ): Uint8Array {
-  const l4: L4Repr = {
-    protocol: IpProtocol.tcp,
-    tcp: {
-      srcPort: sport,
-      dstPort: dport,
-      seq,
-      ack,
-      flags,
-      window: 1000,
-      urgent: 0,
-      options:
-        flags & S
-          ? [mssOption(1460), NOP, NOP, timestampsOption(7, 0)]
-          : [NOP, NOP, timestampsOption(8, 9)],
-      payload: new Uint8Array(payload).fill(0x61),
-    },
-  };
-  return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
+  return tcpPacket(src, dst, {
+    sport,
+    dport,
+    seq,
+    ack,
+    flags,
+    window: 1000,
+    options:
+      flags & S
+        ? [mssOption(1460), NOP, NOP, timestampsOption(7, 0)]
+        : [NOP, NOP, timestampsOption(8, 9)],
+    payload: new Uint8Array(payload).fill(0x61),
+  });
 }
 
-function udp(sport: number, payload: number): Uint8Array {
-  const l4: L4Repr = {
-    protocol: IpProtocol.udp,
-    udp: { srcPort: sport, dstPort: 53, payload: new Uint8Array(payload) },
-  };
-  return emitPacket({ ip: ipHeaderFor(C4, V4, l4), l4 });
-}
+const udp = (sport: number, payload: number): Uint8Array =>
+  udpPacket(C4, V4, new Uint8Array(payload), { sport });
 
 class Bench {
   now = 1_000_000;
@@ -82,7 +66,7 @@ class Bench {
   readonly classes: string[] = [];
 
   constructor(profile: ProfileName, faults: FaultConfig | null) {
-    this.gw = new Gateway(defaultGatewayConfig(resolveProfile(profile), 1024));
+    this.gw = gatewayFor(profile);
     this.loop = new PacketLoop(this.gw, this.client, this.server, () => this.now);
     if (faults) this.loop.faults = new FaultStage(faults, this.gw.stats);
   }

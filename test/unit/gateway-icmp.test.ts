@@ -1,7 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_TIMEOUTS } from "../../src/fullnat-sim/config.js";
-import { Gateway } from "../../src/fullnat-sim/gateway.js";
-import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import type { Gateway } from "../../src/fullnat-sim/gateway.js";
 import { Stat } from "../../src/fullnat-sim/stats.js";
 import { parseEndpoint, parseIp } from "../../src/option-codec/address.js";
 import { readU16, readU32, toHex } from "../../src/option-codec/bytes.js";
@@ -9,7 +7,8 @@ import { verifyIcmpChecksum } from "../../src/option-codec/icmp.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr, PacketInfo } from "../../src/option-codec/packet.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
-import { C6, expectValidChecksums, tcpPacket, V6 } from "./helpers/packets.js";
+import { gatewayFor } from "./helpers/gateway.js";
+import { C6, expectValidChecksums, tcpPacket, udpPacket, V6 } from "./helpers/packets.js";
 
 const buf = new Uint8Array(4096);
 
@@ -27,8 +26,8 @@ function gateway(family: 4 | 6 | 64, proto: "udp" | "tcp" = "udp"): Gateway {
           ? "[2001:db8:f::10]:53"
           : "[2001:db8:f::64]:53";
   const rs = family === 6 ? "[2001:db8:5::10]:5353" : "192.0.2.10:5353";
-  return new Gateway({
-    profile: resolveProfile("dpvs", proto === "udp" ? { maxTrail: 0 } : {}),
+  return gatewayFor("dpvs", {
+    settings: proto === "udp" ? { maxTrail: 0 } : {},
     services: [
       {
         vip: parseEndpoint(vip),
@@ -41,19 +40,12 @@ function gateway(family: 4 | 6 | 64, proto: "udp" | "tcp" = "udp"): Gateway {
     lips6: [parseIp("2001:db8:5::100")],
     portMin: 5000,
     portMax: 5000,
-    mtu: 1500,
     maxConnections: 4,
-    timeouts: DEFAULT_TIMEOUTS,
   });
 }
 
-function datagram(src: string, dst: string, sport: number, dport: number): Uint8Array {
-  const l4: L4Repr = {
-    protocol: IpProtocol.udp,
-    udp: { srcPort: sport, dstPort: dport, payload: Uint8Array.of(1, 2, 3, 4) },
-  };
-  return emitPacket({ ip: ipHeaderFor(parseIp(src), parseIp(dst), l4), l4 });
-}
+const datagram = (src: string, dst: string, sport: number, dport: number): Uint8Array =>
+  udpPacket(parseIp(src), parseIp(dst), Uint8Array.of(1, 2, 3, 4), { sport, dport });
 
 /** An ICMP error from `from` to `to` quoting `quoted` (type and code given, 4 more bytes). */
 function icmpError(

@@ -5,9 +5,9 @@ import { Gateway } from "../../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
 import { Stat } from "../../src/fullnat-sim/stats.js";
 import { parseEndpoint, parseIp } from "../../src/option-codec/address.js";
-import { IpProtocol } from "../../src/option-codec/ipv4.js";
-import { emitPacket, ipHeaderFor, type L4Repr } from "../../src/option-codec/packet.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
+import { gatewayConfigFor } from "./helpers/gateway.js";
+import { tcpPacket } from "./helpers/packets.js";
 
 const vip = parseEndpoint("203.0.113.10:80");
 const rsA = parseEndpoint("192.0.2.10:8080");
@@ -15,8 +15,7 @@ const rsB = parseEndpoint("192.0.2.11:8080");
 const buf = new Uint8Array(2048);
 
 function config(over: Partial<GatewayConfig> = {}): GatewayConfig {
-  return {
-    profile: resolveProfile("dpvs"),
+  return gatewayConfigFor("dpvs", {
     services: [
       { vip, proto: "tcp", servers: [{ endpoint: rsA, weight: 1 }], scheduler: "rr" },
       {
@@ -30,29 +29,21 @@ function config(over: Partial<GatewayConfig> = {}): GatewayConfig {
     lips6: [],
     portMin: 1025,
     portMax: 65535,
-    mtu: 1500,
     maxConnections: 100_000,
-    timeouts: DEFAULT_TIMEOUTS,
     ...over,
-  };
+  });
 }
 
 function syn(clientIp: string, port: number): number {
-  const l4: L4Repr = {
-    protocol: IpProtocol.tcp,
-    tcp: {
-      srcPort: port,
-      dstPort: 80,
-      seq: 1,
-      ack: 0,
-      flags: TcpFlag.syn,
-      window: 1,
-      urgent: 0,
-      options: [],
-      payload: new Uint8Array(0),
-    },
-  };
-  const p = emitPacket({ ip: ipHeaderFor(parseIp(clientIp), vip.addr, l4), l4 });
+  const p = tcpPacket(parseIp(clientIp), vip.addr, {
+    sport: port,
+    seq: 1,
+    ack: 0,
+    flags: TcpFlag.syn,
+    window: 1,
+    options: [],
+    payload: new Uint8Array(0),
+  });
   buf.set(p);
   return p.length;
 }

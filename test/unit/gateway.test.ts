@@ -1,17 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_TIMEOUTS } from "../../src/fullnat-sim/config.js";
-import { CarrierOutcome, Gateway } from "../../src/fullnat-sim/gateway.js";
-import { type ProfileName, resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import { CarrierOutcome, type Gateway } from "../../src/fullnat-sim/gateway.js";
+import type { ProfileName } from "../../src/fullnat-sim/profiles.js";
 import { Stat } from "../../src/fullnat-sim/stats.js";
 import { parseEndpoint } from "../../src/option-codec/address.js";
 import { fromHex, toHex } from "../../src/option-codec/bytes.js";
-import { IpProtocol } from "../../src/option-codec/ipv4.js";
-import {
-  emitPacket,
-  ipHeaderFor,
-  type L4Repr,
-  parsePacket,
-} from "../../src/option-codec/packet.js";
+import { parsePacket } from "../../src/option-codec/packet.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
 import {
   mssOption,
@@ -19,7 +12,8 @@ import {
   type TcpOption,
   timestampsOption,
 } from "../../src/option-codec/tcp-options.js";
-import { expectValidChecksums } from "./helpers/packets.js";
+import { gatewayFor } from "./helpers/gateway.js";
+import { expectValidChecksums, tcpPacket } from "./helpers/packets.js";
 
 const ep = {
   client: parseEndpoint("198.51.100.7:40000"),
@@ -38,26 +32,22 @@ function seg(
   options: TcpOption[] = [NOP, NOP, timestampsOption(1, 2)],
 ) {
   const [s, d] = from === "client" ? [ep.client, ep.vip] : [ep.rs, ep.lip];
-  const l4: L4Repr = {
-    protocol: IpProtocol.tcp,
-    tcp: {
-      srcPort: s.port,
-      dstPort: d.port,
-      seq: from === "server" ? SISN : 1,
-      ack,
-      flags,
-      window: 1000,
-      urgent: 0,
-      options,
-      payload: new Uint8Array(payload),
-    },
-  };
-  return emitPacket({ ip: ipHeaderFor(s.addr, d.addr, l4), l4 });
+  return tcpPacket(s.addr, d.addr, {
+    sport: s.port,
+    dport: d.port,
+    seq: from === "server" ? SISN : 1,
+    ack,
+    flags,
+    window: 1000,
+    options,
+    payload: new Uint8Array(payload),
+  });
 }
 
-function gateway(profile: ProfileName, settings = {}): Gateway {
-  return new Gateway({
-    profile: resolveProfile(profile, settings),
+/** One TCP service, one LIP and one LIP port: every packet's addresses are known. */
+const gateway = (profile: ProfileName, settings = {}): Gateway =>
+  gatewayFor(profile, {
+    settings,
     services: [
       { vip: ep.vip, proto: "tcp", servers: [{ endpoint: ep.rs, weight: 1 }], scheduler: "rr" },
     ],
@@ -65,11 +55,8 @@ function gateway(profile: ProfileName, settings = {}): Gateway {
     lips6: [],
     portMin: ep.lip.port,
     portMax: ep.lip.port,
-    mtu: 1500,
     maxConnections: 16,
-    timeouts: DEFAULT_TIMEOUTS,
   });
-}
 
 function toServer(f: Gateway, p: Uint8Array): { carried: CarrierOutcome; bytes: Uint8Array } {
   buf.set(p);

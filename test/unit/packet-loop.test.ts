@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ServiceConfig } from "../../src/fullnat-sim/config.js";
 import { DEFAULT_PORTS, DEFAULT_TIMEOUTS } from "../../src/fullnat-sim/config.js";
-import { Gateway } from "../../src/fullnat-sim/gateway.js";
+import type { Gateway } from "../../src/fullnat-sim/gateway.js";
 import {
   type ProfileName,
   type ProfileSettings,
@@ -12,14 +12,7 @@ import { type IpAddress, parseIp } from "../../src/option-codec/address.js";
 import { writeU16 } from "../../src/option-codec/bytes.js";
 import { CodecError } from "../../src/option-codec/errors.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
-import {
-  emitPacket,
-  ipHeaderFor,
-  type L4Repr,
-  PacketInfo,
-  type PacketRepr,
-  parsePacket,
-} from "../../src/option-codec/packet.js";
+import { PacketInfo, type PacketRepr, parsePacket } from "../../src/option-codec/packet.js";
 import { TcpFlag, type TcpRepr } from "../../src/option-codec/tcp.js";
 import {
   mssOption,
@@ -32,10 +25,22 @@ import {
   windowScaleOption,
 } from "../../src/option-codec/tcp-options.js";
 import { removeUoaOpp } from "../../src/option-codec/uoa-surgery.js";
-import { defaultLips4, defaultLips6, defaultServices } from "../../src/runtime/defaults.js";
+import { defaultServices } from "../../src/runtime/defaults.js";
 import { PacketLoop } from "../../src/runtime/packet-loop.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
-import { C4, C6, expectValidChecksums, R4, R6, V4, V6 } from "./helpers/packets.js";
+import { gatewayFor } from "./helpers/gateway.js";
+import {
+  C4,
+  C6,
+  expectValidChecksums,
+  R4,
+  R6,
+  type TcpFields,
+  tcpPacket,
+  udpPacket,
+  V4,
+  V6,
+} from "./helpers/packets.js";
 
 // Whole exchanges through PacketLoop over two MemoryTuns: the test plays the
 // client (injects into the client device) and the server (reads what the
@@ -89,16 +94,9 @@ function bench(
   const ipo = p.udp?.carrier === "uoa" && p.udp.mode === "ipo";
   const v4Only = (s: ServiceConfig) =>
     s.vip.addr.length === 4 && s.servers.every((r) => r.endpoint.addr.length === 4);
-  const gw = new Gateway({
-    profile: p,
+  const gw = gatewayFor(profile, {
+    settings,
     services: defaultServices().filter((s) => !ipo || v4Only(s)),
-    lips4: defaultLips4(),
-    lips6: defaultLips6(),
-    portMin: DEFAULT_PORTS.min,
-    portMax: DEFAULT_PORTS.max,
-    mtu: 1500,
-    maxConnections: 1024,
-    timeouts: DEFAULT_TIMEOUTS,
   });
   const server = new MemoryTun(
     "mem-s",
@@ -133,46 +131,21 @@ function addrs(p: PacketRepr): { src: number[]; dst: number[]; family: 4 | 6 } {
     : { family: 6, src: bytes(p.ip.v6.src), dst: bytes(p.ip.v6.dst) };
 }
 
-function tcp(
-  src: IpAddress,
-  dst: IpAddress,
-  sport: number,
-  dport: number,
-  o: {
-    seq: number;
-    ack: number;
-    flags: number;
-    options?: TcpOption[];
-    payload?: Uint8Array;
-  },
-): Uint8Array {
-  const l4: L4Repr = {
-    protocol: IpProtocol.tcp,
-    tcp: {
-      srcPort: sport,
-      dstPort: dport,
-      seq: o.seq,
-      ack: o.ack,
-      flags: o.flags,
-      window: 1000,
-      urgent: 0,
-      options: o.options ?? [NOP, NOP, timestampsOption(7, 9)],
-      payload: o.payload ?? new Uint8Array(0),
-    },
-  };
-  return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
-}
+const EMPTY = new Uint8Array(0);
 
-function udp(
-  src: IpAddress,
-  dst: IpAddress,
-  sport: number,
-  dport: number,
-  payload: Uint8Array,
-): Uint8Array {
-  const l4: L4Repr = { protocol: IpProtocol.udp, udp: { srcPort: sport, dstPort: dport, payload } };
-  return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
-}
+/** The shared builder with this file's defaults: no payload, timestamps 7/9, window 1000. */
+const tcp = (src: IpAddress, dst: IpAddress, sport: number, dport: number, o: TcpFields) =>
+  tcpPacket(src, dst, {
+    sport,
+    dport,
+    window: 1000,
+    options: [NOP, NOP, timestampsOption(7, 9)],
+    payload: EMPTY,
+    ...o,
+  });
+
+const udp = (src: IpAddress, dst: IpAddress, sport: number, dport: number, payload: Uint8Array) =>
+  udpPacket(src, dst, payload, { sport, dport });
 
 const lipIndex4 = (a: number[]): number =>
   a[0] === 192 && a[1] === 0 && a[2] === 2 ? (a[3] ?? 0) - 100 : -1;

@@ -9,7 +9,6 @@ import {
   readFileSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -28,7 +27,8 @@ import {
   ttmPeer,
   uoaLookup,
 } from "../../src/sockopt/index.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, describeTier } from "../helpers/tier.js";
+import { thrown } from "./helpers/errors.js";
 
 /**
  * The three reader servers (Node, C, Python) on loopback, on a host with no
@@ -48,7 +48,7 @@ const SERVERS = {
 type Reader = keyof typeof SERVERS;
 
 const missing = commandMissing("gcc") ?? commandMissing("make") ?? commandMissing("python3");
-const skipReason = tierUnavailable("unit (reader servers need gcc, make, python3)", missing);
+const TIER = "unit (reader servers need gcc, make, python3)";
 
 const dir = mkdtempSync(join(tmpdir(), "toasim-readers-"));
 const children = new Set<ChildProcess>();
@@ -245,7 +245,7 @@ const LISTEN = [
   ["--udp", "[::ffff:127.0.0.1]:0"],
 ].flat();
 
-describe.skipIf(skipReason !== null)("reader servers (node, c, python) on loopback", () => {
+describeTier(TIER, missing, "reader servers (node, c, python) on loopback", () => {
   beforeAll(() => {
     execFileSync("make", ["-s", "-C", join(ROOT, "examples/c")], { stdio: "pipe" });
     ensureBuilt();
@@ -426,15 +426,7 @@ describe.skipIf(skipReason !== null)("reader servers (node, c, python) on loopba
 });
 
 describe("the Node readers on real sockets (no decoder loaded)", () => {
-  function caught(fn: () => unknown): SockoptError {
-    try {
-      fn();
-    } catch (e) {
-      if (e instanceof SockoptError) return e;
-      throw e;
-    }
-    throw new Error("expected a SockoptError");
-  }
+  const caught = (fn: () => unknown): SockoptError => thrown(SockoptError, fn);
 
   /** An accepted server-side socket and its client, on `host`. */
   function pair(
@@ -581,155 +573,22 @@ describe("the Node readers on real sockets (no decoder loaded)", () => {
   });
 });
 
-/**
- * A stand-in decoder, preloaded into each reader server (LD_PRELOAD), so the
- * ok-paths and the odd replies are checked here, without a kernel module:
- * getsockopt at IPPROTO_IP for the four optnames answers from the uapi
- * structs themselves; every other call goes to libc. The UOA answer is only
- * given when the request holds the socket's own bound address as `daddr` and
- * the loopback source as `saddr` (the tests send from the server's own
- * address), and echoes `sport`, so a reader that builds the request wrong
- * reports ENOENT or the wrong port instead of passing.
- */
-const FAKE_DECODER = `#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <dlfcn.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <string.h>
-#include <sys/socket.h>
-#include "${join(ROOT, "kmod/include/uapi/toasim.h")}"
-
-typedef int (*gso_t)(int, int, int, void *, socklen_t *);
-
-static int fail(int e)
-{
-	errno = e;
-	return -1;
-}
-
-/* The bound address as 16 bytes (IPv4 in the first 4) and its port. */
-static void own(const struct sockaddr_storage *ss, unsigned char a[16], unsigned short *port)
-{
-	memset(a, 0, 16);
-	if (ss->ss_family == AF_INET) {
-		memcpy(a, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-		*port = ((const struct sockaddr_in *)ss)->sin_port;
-	} else {
-		memcpy(a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-		*port = ((const struct sockaddr_in6 *)ss)->sin6_port;
-	}
-}
-
-int getsockopt(int fd, int level, int optname, void *val, socklen_t *len)
-{
-	static gso_t real;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	unsigned char me[16];
-	unsigned short myport;
-	int v6;
-
-	if (!real)
-		real = (gso_t)dlsym(RTLD_NEXT, "getsockopt");
-	if (level != IPPROTO_IP || (optname != TOASIM_SO_TOA_CTL && optname != TOASIM_SO_TOA_LOOKUP &&
-				    optname != TOASIM_SO_TTM_PEER && optname != TOASIM_SO_UOA))
-		return real(fd, level, optname, val, len);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		return -1;
-	v6 = ss.ss_family == AF_INET6;
-	own(&ss, me, &myport);
-	if (optname == TOASIM_SO_TOA_CTL) {
-		struct toasim_toa_ctl r;
-
-		if (*len < sizeof(r))
-			return fail(EINVAL);
-		memset(&r, 0, sizeof(r));
-		if (!v6) {
-			inet_pton(AF_INET, "198.51.100.7", &r.addr.ip);
-			r.port = htons(40000);
-			r.family = AF_INET;
-			r.toa_set = 1;
-		} else {
-			inet_pton(AF_INET6, "2001:db8:c::7", r.addr.ip6);
-			r.port = htons(443);
-			r.family = AF_INET6;
-		}
-		memcpy(val, &r, sizeof(r));
-		*len = sizeof(r);
-		return 0;
-	}
-	if (optname == TOASIM_SO_TOA_LOOKUP) {
-		struct toasim_toa_lookup r;
-
-		if (v6)
-			return fail(EINVAL);
-		if (*len < sizeof(r))
-			return fail(EINVAL);
-		memset(&r, 0, sizeof(r));
-		inet_pton(AF_INET6, "2001:db8:c::9", r.saddr);
-		r.port = htons(0x1234);
-		memcpy(val, &r, sizeof(r));
-		*len = sizeof(r);
-		return 0;
-	}
-	if (optname == TOASIM_SO_TTM_PEER) {
-		struct toasim_ttm_peer r;
-
-		if (*len < sizeof(r))
-			return fail(EINVAL);
-		memset(&r, 0, sizeof(r));
-		r.af = AF_INET6;
-		r.port = htons(1);
-		inet_pton(AF_INET6, "::ffff:198.51.100.1", r.addr.ip6);
-		memcpy(val, &r, sizeof(r));
-		/* On v6 sockets a reply shorter than the struct. */
-		*len = v6 ? 12 : sizeof(r);
-		return 0;
-	}
-	if (*len == sizeof(struct toasim_uoa_noa)) {
-		struct toasim_uoa_noa *q = val;
-
-		if (q->af != ss.ss_family || memcmp(q->daddr, me, 16) || q->dport != myport ||
-		    memcmp(q->saddr, me, 16))
-			return fail(ENOENT);
-		memset(q->real_saddr, 0, sizeof(q->real_saddr));
-		inet_pton(AF_INET6, "2001:db8:c::42", q->real_saddr);
-		q->real_sport = q->sport;
-		q->real_af = AF_INET6;
-		return 0;
-	}
-	if (*len == sizeof(struct toasim_uoa_dpvs)) {
-		struct toasim_uoa_dpvs *q = val;
-
-		if (q->af != ss.ss_family || memcmp(q->daddr, me, 16) || q->dport != myport ||
-		    memcmp(q->saddr, me, 16))
-			return fail(ENOENT);
-		memset(q->real_saddr, 0, sizeof(q->real_saddr));
-		inet_pton(AF_INET, "198.51.100.9", q->real_saddr);
-		q->real_sport = q->sport;
-		/* On v6 sockets an af that is neither AF_INET nor AF_INET6. */
-		q->real_af = v6 ? 99 : AF_INET;
-		return 0;
-	}
-	return fail(EINVAL);
-}
-`;
-
-describe.skipIf(skipReason !== null)("reader servers with a stand-in decoder (LD_PRELOAD)", () => {
+// The stand-in decoder, test/fixtures/fake-decoder/fake-decoder.c, says
+// what it answers and why.
+describeTier(TIER, missing, "reader servers with a stand-in decoder (LD_PRELOAD)", () => {
   let shim = "";
   beforeAll(() => {
     execFileSync("make", ["-s", "-C", join(ROOT, "examples/c")], { stdio: "pipe" });
     ensureBuilt();
-    const src = join(dir, "fake-decoder.c");
     shim = join(dir, "fake-decoder.so");
-    writeFileSync(src, FAKE_DECODER);
     execFileSync(
       "gcc",
-      ["-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", "-o", shim, src, "-ldl"],
-      {
-        stdio: "pipe",
-      },
+      [
+        ...["-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC"],
+        ...["-I", join(ROOT, "kmod/include/uapi")],
+        ...["-o", shim, join(ROOT, "test/fixtures/fake-decoder/fake-decoder.c"), "-ldl"],
+      ],
+      { stdio: "pipe" },
     );
   }, 180_000);
 

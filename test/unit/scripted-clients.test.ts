@@ -3,8 +3,7 @@ import { peerOf, ScriptedClients, type ScriptSpec } from "../../src/craft/script
 import { LINUX_SEGMENT, LINUX_SYN, parseSegmentOptions } from "../../src/craft/segment-options.js";
 import { FaultStage } from "../../src/fullnat-sim/fault-stage.js";
 import { parseFaultConfig } from "../../src/fullnat-sim/faults.js";
-import { Gateway } from "../../src/fullnat-sim/gateway.js";
-import { type ProfileName, resolveProfile } from "../../src/fullnat-sim/profiles.js";
+import type { ProfileName } from "../../src/fullnat-sim/profiles.js";
 import { formatIp, parseEndpoint, parseIp } from "../../src/option-codec/address.js";
 import { toHex } from "../../src/option-codec/bytes.js";
 import { IpProtocol } from "../../src/option-codec/ipv4.js";
@@ -16,9 +15,9 @@ import {
   parsePacket,
 } from "../../src/option-codec/packet.js";
 import { TcpFlag, type TcpRepr } from "../../src/option-codec/tcp.js";
-import { defaultGatewayConfig } from "../../src/runtime/defaults.js";
 import { PacketLoop } from "../../src/runtime/packet-loop.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
+import { gatewayFor } from "./helpers/gateway.js";
 import { expectValidChecksums } from "./helpers/packets.js";
 
 // Scripted clients through the real gateway, against a small in-memory
@@ -135,7 +134,7 @@ function spec(o: Partial<ScriptSpec> = {}): ScriptSpec {
 
 function run(profile: ProfileName, s: ScriptSpec, faults?: unknown) {
   let now = 1_000_000;
-  const gw = new Gateway(defaultGatewayConfig(resolveProfile(profile), 200_000));
+  const gw = gatewayFor(profile, { maxConnections: 200_000 });
   const client = new MemoryTun("mem-c");
   const serverDev = new MemoryTun("mem-s");
   const loop = new PacketLoop(gw, client, serverDev, () => now);

@@ -27,7 +27,9 @@ import {
   parseIPv6,
   SockoptError,
 } from "../../src/sockopt/index.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, itTier } from "../helpers/tier.js";
+
+const GCC_TIER = "unit (gcc for the uapi layout check)";
 
 const HEADER = fileURLToPath(new URL("../../kmod/include/uapi/toasim.h", import.meta.url));
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -298,36 +300,37 @@ describe("abi.ts mirrors kmod/include/uapi/toasim.h", () => {
     for (const l of layouts) expect(structs.get(l.struct)).toEqual(Object.keys(l.fields));
   });
 
-  it("gcc agrees on sizeof and on every member's offset and size", (ctx) => {
-    if (tierUnavailable("unit (gcc for the uapi layout check)", commandMissing("gcc"))) {
-      ctx.skip();
-      return;
-    }
-    const lines: string[] = [];
-    const want: string[] = [];
-    for (const l of Object.values(Layout)) {
-      lines.push(`  printf("%s sizeof %zu\\n", "${l.struct}", sizeof(struct ${l.struct}));`);
-      want.push(`${l.struct} sizeof ${l.size}`);
-      for (const [name, f] of Object.entries(l.fields)) {
-        lines.push(
-          `  printf("%s %s %zu %zu\\n", "${l.struct}", "${name}", offsetof(struct ${l.struct}, ${name}), sizeof(((struct ${l.struct} *)0)->${name}));`,
-        );
-        want.push(`${l.struct} ${name} ${f.offset} ${f.size}`);
+  itTier(
+    GCC_TIER,
+    commandMissing("gcc"),
+    "gcc agrees on sizeof and on every member's offset and size",
+    () => {
+      const lines: string[] = [];
+      const want: string[] = [];
+      for (const l of Object.values(Layout)) {
+        lines.push(`  printf("%s sizeof %zu\\n", "${l.struct}", sizeof(struct ${l.struct}));`);
+        want.push(`${l.struct} sizeof ${l.size}`);
+        for (const [name, f] of Object.entries(l.fields)) {
+          lines.push(
+            `  printf("%s %s %zu %zu\\n", "${l.struct}", "${name}", offsetof(struct ${l.struct}, ${name}), sizeof(((struct ${l.struct} *)0)->${name}));`,
+          );
+          want.push(`${l.struct} ${name} ${f.offset} ${f.size}`);
+        }
       }
-    }
-    const dir = mkdtempSync(join(tmpdir(), "toasim-uapi-"));
-    try {
-      const src = join(dir, "layout.c");
-      writeFileSync(
-        src,
-        `#include <stddef.h>\n#include <stdio.h>\n#include "${HEADER}"\nint main(void)\n{\n${lines.join("\n")}\n  return 0;\n}\n`,
-      );
-      const exe = join(dir, "layout");
-      execFileSync("gcc", ["-Wall", "-Wextra", "-Werror", "-O0", "-o", exe, src]);
-      const got = execFileSync(exe, { encoding: "utf8" }).trim().split("\n");
-      expect(got).toEqual(want);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      const dir = mkdtempSync(join(tmpdir(), "toasim-uapi-"));
+      try {
+        const src = join(dir, "layout.c");
+        writeFileSync(
+          src,
+          `#include <stddef.h>\n#include <stdio.h>\n#include "${HEADER}"\nint main(void)\n{\n${lines.join("\n")}\n  return 0;\n}\n`,
+        );
+        const exe = join(dir, "layout");
+        execFileSync("gcc", ["-Wall", "-Wextra", "-Werror", "-O0", "-o", exe, src]);
+        const got = execFileSync(exe, { encoding: "utf8" }).trim().split("\n");
+        expect(got).toEqual(want);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -320,7 +320,7 @@ describe("NAT", () => {
   });
 
   it("keeps a zero UDP checksum zero over IPv4", () => {
-    const orig = udpPacket(C4, V4, Uint8Array.of(9), false);
+    const orig = udpPacket(C4, V4, Uint8Array.of(9), { checksum: false });
     const b = roomy(orig);
     info.parse(b, orig.length);
     rewriteAddresses(b, info, L4, 0, 5000, R4, 0, 53);
@@ -339,7 +339,7 @@ describe("NAT", () => {
   });
 
   it("computes a UDP checksum when a zero-checksum v4 datagram becomes v6", () => {
-    const orig = udpPacket(R4, L4, Uint8Array.of(1, 2, 3), false);
+    const orig = udpPacket(R4, L4, Uint8Array.of(1, 2, 3), { checksum: false });
     const b = roomy(orig);
     info.parse(b, orig.length);
     translate4to6(b, info, V6, 0, C6, 0);

@@ -5,16 +5,9 @@ import { KernelTun, Poller } from "../../src/tun/device.js";
 import { TunError } from "../../src/tun/errors.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
 import { createTopology, newInstanceId } from "../../src/tun/topology.js";
+import { thrown } from "./helpers/errors.js";
 
-function tunError(f: () => unknown): TunError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof TunError) return e;
-    throw e;
-  }
-  throw new Error("expected a TunError, the call returned");
-}
+const tunError = (f: () => unknown): TunError => thrown(TunError, f);
 
 const pkt = (...b: number[]): Uint8Array => new Uint8Array(b);
 

@@ -10,7 +10,7 @@ import { initScript, JOB_TAG, jobScript, START_MARK, shellQuote } from "../../sr
 import { kernelSeries } from "../../src/vm/kernels.js";
 import { ModuleTree, moduleName, parseModInfo } from "../../src/vm/kmod-files.js";
 import { runVm, SYSTEM_MODULES } from "../../src/vm/qemu-run.js";
-import { commandMissing, tierUnavailable } from "../helpers/tier.js";
+import { commandMissing, describeTier } from "../helpers/tier.js";
 import { runCli } from "./helpers/cli.js";
 
 // The parts of `toasim vm` that need no QEMU: the initramfs archive (read
@@ -21,12 +21,10 @@ import { runCli } from "./helpers/cli.js";
 const dir = mkdtempSync(join(tmpdir(), "toasim-vm-unit-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const busybox = tierUnavailable(
-  "unit (initramfs check needs busybox)",
-  commandMissing("busybox", ["true"]),
-);
+const BUSYBOX_TIER = "unit (initramfs check needs busybox)";
+const busyboxMissing = commandMissing("busybox", ["true"]);
 
-describe.skipIf(busybox)("initramfs (newc cpio)", () => {
+describeTier(BUSYBOX_TIER, busyboxMissing, "initramfs (newc cpio)", () => {
   it("is read back by busybox cpio with every file, mode and link intact", () => {
     const data = new Uint8Array(1001).map((_, i) => (i * 7) & 0xff);
     const archive = cpioArchive([
@@ -251,7 +249,7 @@ describe("toasim vm flags", () => {
   });
 });
 
-describe.skipIf(busybox)("booting (a stand-in QEMU on PATH)", () => {
+describeTier(BUSYBOX_TIER, busyboxMissing, "booting (a stand-in QEMU on PATH)", () => {
   /**
    * A fake qemu-system-x86_64: it finds the console socket and the job
    * folder in its arguments, as QEMU would pass them to the guest, and plays

@@ -6,14 +6,13 @@ import { parseScriptSpec } from "../../src/craft/script-spec.js";
 import { faultSpecToRule } from "../../src/fullnat-sim/fault-spec.js";
 import { parseFaultConfig } from "../../src/fullnat-sim/faults.js";
 import { Gateway } from "../../src/fullnat-sim/gateway.js";
-import { resolveProfile } from "../../src/fullnat-sim/profiles.js";
 import { newStats, Stat } from "../../src/fullnat-sim/stats.js";
 import { TcpFlag } from "../../src/option-codec/tcp.js";
-import { defaultGatewayConfig } from "../../src/runtime/defaults.js";
 import { CopyLoop, PacketLoop } from "../../src/runtime/packet-loop.js";
 import { GatewayControl, NullControl } from "../../src/runtime/worker-control.js";
 import type { FromWorker, WorkerInput } from "../../src/runtime/worker-messages.js";
 import { MemoryTun } from "../../src/tun/memory-device.js";
+import { gatewayConfigFor } from "./helpers/gateway.js";
 import { C4, tcpPacket, V4 } from "./helpers/packets.js";
 
 // The packet worker's control messages, answered by the object built for its
@@ -22,7 +21,7 @@ import { C4, tcpPacket, V4 } from "./helpers/packets.js";
 const tmp = mkdtempSync(join(tmpdir(), "toasim-worker-control-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const config = defaultGatewayConfig(resolveProfile("dpvs", {}), 64);
+const config = gatewayConfigFor("dpvs", { maxConnections: 64 });
 
 let now = 1_000_000;
 const clock = () => now;

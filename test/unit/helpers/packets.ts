@@ -19,26 +19,29 @@ export const V6 = parseIp("2001:db8:f::10");
 export const L6 = parseIp("2001:db8:5::100");
 export const R6 = parseIp("2001:db8:5::10");
 
-export function tcpPacket(
-  src: Uint8Array,
-  dst: Uint8Array,
-  o: {
-    flags?: number;
-    options?: TcpOption[];
-    payload?: Uint8Array;
-    sport?: number;
-    dport?: number;
-  } = {},
-): Uint8Array {
+/** The TCP fields a test sets; the rest default to a client's request. */
+export interface TcpFields {
+  sport?: number;
+  dport?: number;
+  seq?: number;
+  ack?: number;
+  flags?: number;
+  window?: number;
+  options?: TcpOption[];
+  payload?: Uint8Array;
+}
+
+/** The one TCP packet builder of the unit tests (IPv4 or IPv6 by the addresses). */
+export function tcpPacket(src: Uint8Array, dst: Uint8Array, o: TcpFields = {}): Uint8Array {
   const l4: L4Repr = {
     protocol: IpProtocol.tcp,
     tcp: {
       srcPort: o.sport ?? 40000,
       dstPort: o.dport ?? 80,
-      seq: 0x01020304,
-      ack: 0x0a0b0c0d,
+      seq: o.seq ?? 0x01020304,
+      ack: o.ack ?? 0x0a0b0c0d,
       flags: o.flags ?? TcpFlag.ack | TcpFlag.psh,
-      window: 502,
+      window: o.window ?? 502,
       urgent: 0,
       options: o.options ?? [NOP, NOP, timestampsOption(1, 2)],
       payload: o.payload ?? new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"),
@@ -47,16 +50,17 @@ export function tcpPacket(
   return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
 }
 
+/** The one UDP packet builder of the unit tests; `checksum: false` sends none (IPv4 only). */
 export function udpPacket(
   src: Uint8Array,
   dst: Uint8Array,
   payload: Uint8Array,
-  udpChecksum = true,
+  o: { sport?: number; dport?: number; checksum?: boolean } = {},
 ): Uint8Array {
   const l4: L4Repr = {
     protocol: IpProtocol.udp,
-    udp: { srcPort: 40000, dstPort: 53, payload },
-    udpChecksum,
+    udp: { srcPort: o.sport ?? 40000, dstPort: o.dport ?? 53, payload },
+    udpChecksum: o.checksum ?? true,
   };
   return emitPacket({ ip: ipHeaderFor(src, dst, l4), l4 });
 }
