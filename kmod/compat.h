@@ -42,4 +42,22 @@
 #define toasim_kretprobe_retaddr(ri) ((unsigned long)(ri)->ret_addr)
 #endif
 
+/*
+ * The functions that hand a socket's getname a sockaddr_storage buffer, by
+ * the names each kernel gives them (gcc's clones such as .isra.0 are matched
+ * by the caller): getpeername() through __sys_getpeername (5.10-6.12) or
+ * the shared do_getsockname (7.x); accept() through __sys_accept4_file
+ * (5.10) or do_accept (6.x and 7.x); and the syscall wrappers, whose prefix
+ * is the architecture's.
+ */
+#define TOASIM_STORAGE_CALLERS {					\
+	"__sys_getpeername", "__do_sys_getpeername", "do_getsockname",	\
+	"__sys_accept4_file", "__sys_accept4", "do_accept",		\
+	"__do_sys_accept4",						\
+	"__x64_sys_getpeername", "__ia32_sys_getpeername",		\
+	"__x64_sys_accept4", "__x64_sys_accept",			\
+	"__arm64_sys_getpeername", "__arm64_sys_accept4",		\
+	"__arm64_sys_accept",						\
+}
+
 #endif /* _TOASIM_COMPAT_H */

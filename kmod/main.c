@@ -41,48 +41,51 @@ static int __init toasim_init(void)
 	err = toasim_params_init();
 	if (err)
 		return err;
-	/* First: a vendor module owning the options is reported before any
+	/* The UDP flow table exists before the getsockopt options that read it
+	 * can be called (a server may be polling while the module loads).
+	 */
+	err = toasim_uoa_init();
+	if (err)
+		return err;
+	/* Then the options: a vendor module owning them is reported before any
 	 * /proc/net name clashes with its files.
 	 */
 	err = toasim_sockopt_init();
 	if (err)
-		return err;
-	err = toasim_uoa_init();
-	if (err)
-		goto err_sockopt;
+		goto err_uoa;
 	err = toasim_toa_init();
 	if (err)
-		goto err_uoa;
+		goto err_sockopt;
 	err = register_pernet_subsys(&toasim_net_ops);
 	if (err) {
-		pr_err(TOASIM_NAME ": cannot create /proc/net files or UDP hooks: %d\n",
-		       err);
+		pr_err("cannot create /proc/net files or UDP hooks: %d\n", err);
 		goto err_toa;
 	}
-	pr_info(TOASIM_NAME ": loaded\n");
+	pr_info("loaded\n");
 	return 0;
 
 err_toa:
 	toasim_toa_exit();
-err_uoa:
-	toasim_uoa_exit();
 err_sockopt:
 	toasim_sockopt_exit();
+err_uoa:
+	toasim_uoa_exit();
 	return err;
 }
 
 /*
- * Safe with connections open: nothing of the module is stored in any
- * socket, so once the options, hooks and probes are gone the tables can be
- * freed and the sockets go on with their gateway addresses.
+ * toasim_init() in reverse. Safe with connections open: nothing of the
+ * module is stored in any socket, so once the hooks, probes and options are
+ * gone the tables can be freed and the sockets go on with their gateway
+ * addresses.
  */
 static void __exit toasim_exit(void)
 {
-	toasim_sockopt_exit();
 	unregister_pernet_subsys(&toasim_net_ops);
 	toasim_toa_exit();
+	toasim_sockopt_exit();
 	toasim_uoa_exit();
-	pr_info(TOASIM_NAME ": unloaded\n");
+	pr_info("unloaded\n");
 }
 
 module_init(toasim_init);

@@ -68,8 +68,7 @@ bool toasim_v6_on_v4_inet6;
 static int parse_kind(const char *name, int v)
 {
 	if (v < -1 || v > 255 || (v >= 0 && v <= 1)) {
-		pr_err(TOASIM_NAME ": %s=%d: want an option kind 2..255, or -1\n",
-		       name, v);
+		pr_err("%s=%d: want an option kind 2..255, or -1\n", name, v);
 		return -EINVAL;
 	}
 	return 0;
@@ -82,7 +81,7 @@ static int parse_kind_list(const char *spec)
 	unsigned int n = 0;
 
 	if (strscpy(buf, spec, sizeof(buf)) < 0) {
-		pr_err(TOASIM_NAME ": tcp_kinds is too long\n");
+		pr_err("tcp_kinds is too long\n");
 		return -EINVAL;
 	}
 	bitmap_zero(toasim_kinds.port_addr, 256);
@@ -92,7 +91,7 @@ static int parse_kind_list(const char *spec)
 		if (*tok == '\0')
 			continue;
 		if (kstrtouint(tok, 10, &kind) || kind < 2 || kind > 255) {
-			pr_err(TOASIM_NAME ": tcp_kinds: \"%s\" is not an option kind 2..255\n",
+			pr_err("tcp_kinds: \"%s\" is not an option kind 2..255\n",
 			       tok);
 			return -EINVAL;
 		}
@@ -100,7 +99,7 @@ static int parse_kind_list(const char *spec)
 		n++;
 	}
 	if (n == 0)
-		pr_warn(TOASIM_NAME ": tcp_kinds is empty: port+address TOAs are ignored\n");
+		pr_warn("tcp_kinds is empty: port+address TOAs are ignored\n");
 	return 0;
 }
 
@@ -128,8 +127,7 @@ int toasim_params_init(void)
 	} else if (!strcmp(ttm_af_order, "network")) {
 		toasim_kinds.ttm_af_network_order = true;
 	} else {
-		pr_err(TOASIM_NAME ": ttm_af_order=%s: want host or network\n",
-		       ttm_af_order);
+		pr_err("ttm_af_order=%s: want host or network\n", ttm_af_order);
 		return -EINVAL;
 	}
 
@@ -138,13 +136,12 @@ int toasim_params_init(void)
 	} else if (!strcmp(v6_on_v4, "inet6")) {
 		toasim_v6_on_v4_inet6 = true;
 	} else {
-		pr_err(TOASIM_NAME ": v6_on_v4=%s: want keep or inet6\n",
-		       v6_on_v4);
+		pr_err("v6_on_v4=%s: want keep or inet6\n", v6_on_v4);
 		return -EINVAL;
 	}
 
 	if (toasim_max_flows == 0 || toasim_max_flows > (1U << 22)) {
-		pr_err(TOASIM_NAME ": max_flows=%u: want 1..%u\n",
+		pr_err("max_flows=%u: want 1..%u\n",
 		       toasim_max_flows, 1U << 22);
 		return -EINVAL;
 	}

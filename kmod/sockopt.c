@@ -290,11 +290,11 @@ int toasim_sockopt_init(void)
 		err = nf_register_sockopt(&sockopts[i]);
 		if (err) {
 			if (err == -EBUSY)
-				pr_err(TOASIM_NAME ": getsockopt options %d-%d are already registered by another module (a TOA/UOA module such as toa.ko or uoa.ko?): unload it first\n",
+				pr_err("getsockopt options %d-%d are already registered by another module (a TOA/UOA module such as toa.ko or uoa.ko?): unload it first\n",
 				       sockopts[i].get_optmin,
 				       sockopts[i].get_optmax - 1);
 			else
-				pr_err(TOASIM_NAME ": cannot register getsockopt options %d-%d: %d\n",
+				pr_err("cannot register getsockopt options %d-%d: %d\n",
 				       sockopts[i].get_optmin,
 				       sockopts[i].get_optmax - 1, err);
 			while (--i >= 0)

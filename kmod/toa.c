@@ -288,19 +288,11 @@ static bool getname_client(struct sock *sk, struct toasim_addr *c)
 }
 
 /*
- * Callers whose address buffer is a sockaddr_storage: getpeername() and
- * accept() (by whichever name this kernel gives the function that calls
- * getname). Only they may get a sockaddr_in6 from an IPv4 socket; an
- * in-kernel kernel_getpeername() may pass a bare sockaddr_in.
+ * Only callers whose address buffer is a sockaddr_storage may get a
+ * sockaddr_in6 from an IPv4 socket; an in-kernel kernel_getpeername() may
+ * pass a bare sockaddr_in. compat.h lists them by kernel.
  */
-static const char *const storage_callers[] = {
-	/* getpeername: 5.10-6.12, and 7.x's shared do_getsockname() */
-	"__sys_getpeername", "__do_sys_getpeername", "__x64_sys_getpeername",
-	"__ia32_sys_getpeername", "do_getsockname",
-	/* accept: 5.10 (__sys_accept4_file), 6.x and 7.x (do_accept) */
-	"__sys_accept4_file", "__sys_accept4", "do_accept", "__do_sys_accept4",
-	"__x64_sys_accept4", "__x64_sys_accept",
-};
+static const char *const storage_callers[] = TOASIM_STORAGE_CALLERS;
 
 static bool caller_has_storage(struct kretprobe_instance *ri)
 {
@@ -415,14 +407,13 @@ int toasim_toa_init(void)
 	/* The destroy probe first: no entry may exist without it. */
 	err = register_kprobes(kprobes, ARRAY_SIZE(kprobes));
 	if (err) {
-		pr_err(TOASIM_NAME ": cannot probe tcp_conn_request/tcp_v4_destroy_sock/__sk_destruct: %d\n",
+		pr_err("cannot probe tcp_conn_request/tcp_v4_destroy_sock/__sk_destruct: %d\n",
 		       err);
 		goto err_sock;
 	}
 	err = register_kretprobes(kretprobes, ARRAY_SIZE(kretprobes));
 	if (err) {
-		pr_err(TOASIM_NAME ": cannot probe syn_recv_sock/getname: %d\n",
-		       err);
+		pr_err("cannot probe syn_recv_sock/getname: %d\n", err);
 		goto err_kprobes;
 	}
 	return 0;
@@ -444,7 +435,7 @@ void toasim_toa_exit(void)
 	/* A missed instance is a TOA or a getpeername() not rewritten. */
 	for (i = 0; i < ARRAY_SIZE(kretprobes); i++)
 		if (kretprobes[i]->nmissed)
-			pr_warn(TOASIM_NAME ": %s: %d calls missed (maxactive too low)\n",
+			pr_warn("%s: %d calls missed (maxactive too low)\n",
 				kretprobes[i]->kp.symbol_name,
 				kretprobes[i]->nmissed);
 	unregister_kprobes(kprobes, ARRAY_SIZE(kprobes));

@@ -14,8 +14,6 @@
 #include <linux/rcupdate.h>
 #include <linux/percpu.h>
 
-#define TOASIM_NAME "toasim"
-
 struct net;
 struct sock;
 

@@ -41,8 +41,7 @@ static int parse_range(char *tok)
 	const char *end;
 
 	if (nr_ranges == TOASIM_MAX_RANGES) {
-		pr_err(TOASIM_NAME ": trusted: more than %d ranges\n",
-		       TOASIM_MAX_RANGES);
+		pr_err("trusted: more than %d ranges\n", TOASIM_MAX_RANGES);
 		return -EINVAL;
 	}
 	if (slash)
@@ -56,13 +55,12 @@ static int parse_range(char *tok)
 		r->family = 6;
 		max = 128;
 	} else {
-		pr_err(TOASIM_NAME ": trusted: \"%s\" is not an IPv4 or IPv6 address\n",
-		       tok);
+		pr_err("trusted: \"%s\" is not an IPv4 or IPv6 address\n", tok);
 		return -EINVAL;
 	}
 	prefix = max;
 	if (slash && (kstrtouint(slash + 1, 10, &prefix) || prefix > max)) {
-		pr_err(TOASIM_NAME ": trusted: bad prefix length \"/%s\" for %s\n",
+		pr_err("trusted: bad prefix length \"/%s\" for %s\n",
 		       slash + 1, tok);
 		return -EINVAL;
 	}
@@ -80,7 +78,7 @@ int toasim_trust_parse(const char *spec)
 	nr_ranges = 0;
 	trust_any = false;
 	if (strscpy(buf, spec, sizeof(buf)) < 0) {
-		pr_err(TOASIM_NAME ": trusted is too long\n");
+		pr_err("trusted is too long\n");
 		return -EINVAL;
 	}
 	while ((tok = strsep(&cur, ",")) != NULL) {
@@ -96,7 +94,7 @@ int toasim_trust_parse(const char *spec)
 			return err;
 	}
 	if (!trust_any && nr_ranges == 0)
-		pr_warn(TOASIM_NAME ": trusted is empty: every carrier is refused\n");
+		pr_warn("trusted is empty: every carrier is refused\n");
 	return 0;
 }
 
