@@ -549,6 +549,10 @@ async function unloadPhase(): Promise<void> {
       .map((l) => JSON.parse(l) as Json);
     results["unload"] = {
       open,
+      // What a client that never got through said, for whoever reads a failure.
+      clientTrouble: clients.map((c, i) =>
+        lines(c) === 0 ? { client: i, exited: c.exited, err: c.err.slice(-500) } : null,
+      ),
       before,
       unload,
       procGone,

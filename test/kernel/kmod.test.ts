@@ -23,12 +23,17 @@ import { commandMissing, describeTier, itTier } from "../helpers/tier.js";
  * Python reader servers and socat clients. The scenario records; the tests
  * here judge what it recorded.
  *
- * TOASIM_KERNELS=6.1,6.12 narrows the list (all four by default).
+ * `npm test` (and so CI) runs the oldest and the newest kernel, 5.10 and
+ * sid, to stay inside CI's hour: each kernel costs about ten minutes of
+ * software emulation. 6.1 is checked in CI by check.test.ts; `npm run
+ * test:kernels` runs this file on all four. TOASIM_KERNELS=6.1,6.12 picks
+ * others.
  */
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = join(ROOT, "bin/toasim.js");
-const KERNELS = (process.env["TOASIM_KERNELS"] ?? "5.10,6.1,6.12,sid")
+const CI_KERNELS = "5.10,sid";
+const KERNELS = (process.env["TOASIM_KERNELS"] ?? CI_KERNELS)
   .split(",")
   .map((k) => k.trim())
   .filter((k) => k !== "");
@@ -280,7 +285,7 @@ describeTier("kernel", kernelMissing, "the toasim module on Debian kernels under
           echoedAfter: number[];
           before: Stats;
         };
-        expect(r["open"]).toBe(10);
+        expect(r["open"], JSON.stringify(r["clientTrouble"])).toBe(10);
         expect(r.before.toa["sock_entries"]).toBeGreaterThanOrEqual(10);
         expect((r["unload"] as Json)["code"]).toBe(0);
         expect(r["procGone"]).toBe(true);
