@@ -31,6 +31,12 @@ export interface KernelTunOptions {
   readonly netns?: string;
   /** IFF_MULTI_QUEUE: open() again with the same name attaches another queue. */
   readonly multiQueue?: boolean;
+  /**
+   * IFF_VNET_HDR: every read and write starts with a virtio_net_hdr
+   * (option-codec/vnet-hdr.ts), in little-endian order (TUNSETVNETLE).
+   * Offloads are then asked for with setOffload().
+   */
+  readonly vnetHdr?: boolean;
 }
 
 const NO_TUN_HINT = "load the tun module (modprobe tun) or use a kernel built with CONFIG_TUN=y/m";
@@ -94,7 +100,10 @@ export class KernelTun implements TunDevice {
     const ifr = Buffer.alloc(Sys.IFREQ_SIZE);
     ifr.write(name, 0, Sys.IFNAMSIZ - 1, "utf8");
     ifr.writeUInt16LE(
-      Sys.IFF_TUN | Sys.IFF_NO_PI | (opts.multiQueue === true ? Sys.IFF_MULTI_QUEUE : 0),
+      Sys.IFF_TUN |
+        Sys.IFF_NO_PI |
+        (opts.multiQueue === true ? Sys.IFF_MULTI_QUEUE : 0) |
+        (opts.vnetHdr === true ? Sys.IFF_VNET_HDR : 0),
       16,
     );
     if (c.ioctl(fd, Sys.TUNSETIFF, ifr) < 0) {
@@ -102,9 +111,44 @@ export class KernelTun implements TunDevice {
       c.close(fd);
       throw new TunError(TunErrorCode.ioctlFailed, `TUNSETIFF ${name}${where}`, errno);
     }
+    if (opts.vnetHdr === true) {
+      const one = Buffer.alloc(4);
+      one.writeInt32LE(1, 0);
+      if (c.ioctl(fd, Sys.TUNSETVNETLE, one) < 0) {
+        const errno = c.errno();
+        c.close(fd);
+        throw new TunError(TunErrorCode.ioctlFailed, `TUNSETVNETLE ${name}${where}`, errno);
+      }
+    }
     // The kernel writes back the name it used (it fills in "tun%d" patterns).
     const end = ifr.indexOf(0);
     return new KernelTun(ifr.toString("utf8", 0, end < 0 || end > 15 ? 15 : end), fd);
+  }
+
+  /**
+   * Asks for offloads (TunOffload flags of option-codec/vnet-hdr.ts) on a
+   * device opened with vnetHdr. A kernel that does not know some of them
+   * (USO before 6.2) refuses the whole set with EINVAL: each flag in
+   * `optional` is then dropped in turn, last first. Returns the set the
+   * kernel took.
+   */
+  setOffload(required: number, optional: readonly number[] = []): number {
+    const fd = this.#fd;
+    if (fd < 0) throw this.closedError("TUNSETOFFLOAD");
+    const extra = [...optional];
+    for (;;) {
+      const flags = extra.reduce((a, f) => a | f, required);
+      if (this.#c.ioctlValue(fd, Sys.TUNSETOFFLOAD, flags) >= 0) return flags;
+      const errno = this.#c.errno();
+      if (errno !== Errno.EINVAL || extra.length === 0) {
+        throw new TunError(
+          TunErrorCode.ioctlFailed,
+          `TUNSETOFFLOAD 0x${flags.toString(16)} on ${this.name}`,
+          errno,
+        );
+      }
+      extra.pop();
+    }
   }
 
   /** Wraps an fd opened elsewhere in this process (a worker receives the number). */

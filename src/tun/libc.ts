@@ -19,6 +19,8 @@ export interface Libc {
   open(path: string, flags: number): number;
   close(fd: number): number;
   ioctl(fd: number, request: number, arg: Uint8Array): number;
+  /** ioctl whose argument is a value, not a pointer (TUNSETOFFLOAD). */
+  ioctlValue(fd: number, request: number, arg: number): number;
   read(fd: number, buf: Uint8Array, count: number): number;
   write(fd: number, buf: Uint8Array, count: number): number;
   poll(fds: Uint8Array, nfds: number, timeoutMs: number): number;
@@ -37,8 +39,13 @@ export const Sys = {
   IFF_TUN: 0x0001,
   IFF_MULTI_QUEUE: 0x0100,
   IFF_NO_PI: 0x1000,
+  IFF_VNET_HDR: 0x4000,
   /** _IOW('T', 202, int) */
   TUNSETIFF: 0x400454ca,
+  /** _IOW('T', 208, unsigned int), the flags passed by value */
+  TUNSETOFFLOAD: 0x400454d0,
+  /** _IOW('T', 220, int), through a pointer */
+  TUNSETVNETLE: 0x400454dc,
   /** struct ifreq: char ifr_name[IFNAMSIZ] + a 24-byte union (ifr_flags at 16). */
   IFREQ_SIZE: 40,
   IFNAMSIZ: 16,
@@ -75,6 +82,9 @@ export function libc(): Libc {
     open: lib.func("int open(const char *path, int flags)") as Libc["open"],
     close: lib.func("int close(int fd)") as Libc["close"],
     ioctl: lib.func("int ioctl(int fd, unsigned long request, void *arg)") as Libc["ioctl"],
+    ioctlValue: lib.func(
+      "int ioctl(int fd, unsigned long request, unsigned long arg)",
+    ) as Libc["ioctlValue"],
     read: lib.func("long read(int fd, void *buf, unsigned long count)") as Libc["read"],
     write: lib.func("long write(int fd, const void *buf, unsigned long count)") as Libc["write"],
     poll: lib.func("int poll(void *fds, unsigned long nfds, int timeout)") as Libc["poll"],
