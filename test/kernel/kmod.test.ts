@@ -285,7 +285,14 @@ describeTier("kernel", kernelMissing, "the toasim module on Debian kernels under
           echoedAfter: number[];
           before: Stats;
         };
-        expect(r["open"], JSON.stringify(r["clientTrouble"])).toBe(10);
+        const trouble = JSON.stringify({
+          replaced: r["replaced"],
+          clientTrouble: r["clientTrouble"],
+          echoErr: r["echoErr"],
+        });
+        // A client started again is a stall of the emulated guest, said in the log.
+        if ((r["replaced"] as unknown[]).length > 0) console.warn(`unload phase: ${trouble}`);
+        expect(r["open"], trouble).toBe(10);
         expect(r.before.toa["sock_entries"]).toBeGreaterThanOrEqual(10);
         expect((r["unload"] as Json)["code"]).toBe(0);
         expect(r["procGone"]).toBe(true);
