@@ -1,13 +1,14 @@
-// `npm run bench`: connections per second and UDP packets per second
-// through the toasim gateway, side by side in the same run with (a) the
-// kernel forwarding the same traffic (nftables DNAT + SNAT between veth
-// pairs, no TOA) and (b) the null forwarder (the same worker loop copying
-// packets between the TUNs unparsed); plus the gateway's memory per tracked
-// connection at 100,000 connections. A benchmark, not a test: the targets
+// `npm run bench`: connections per second, UDP packets per second and bulk
+// TCP (iperf3, v4 and v6, 1 and 4 streams) through the toasim gateway, with
+// TUN offloads on (the default) and off, side by side in the same run with
+// (a) the kernel forwarding the same traffic (nftables DNAT + SNAT between
+// veth pairs, no TOA) and (b) the null forwarder (the same worker loop
+// copying packets between the TUNs unparsed, offloads on and off); plus
+// the gateway's memory per tracked connection at 100,000 connections. A benchmark, not a test: the targets
 // are reported as PASS/MISS lines and the exit code is 0 whatever they say.
 //
-// Needs root, iproute2, nftables, nginx, ab (apache2-utils), curl and
-// python3 (scripts/setup.sh installs them). Everything it creates is named
+// Needs root, iproute2, nftables, nginx, ab (apache2-utils), iperf3, curl
+// and python3 (scripts/setup.sh installs them). Everything it creates is named
 // tsbench-<random>-... (its own namespaces) or toasim-<id>-... (the
 // instances', removed by instance.stop()), and is removed on every way out:
 // the end, an exception, Ctrl-C, SIGTERM, SIGHUP.
@@ -27,11 +28,11 @@ import { createConnection } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GatewayConfig } from "../src/fullnat-sim/config.js";
+import type { GatewayConfig, ServiceConfig } from "../src/fullnat-sim/config.js";
 import { Gateway } from "../src/fullnat-sim/gateway.js";
 import { resolveProfile } from "../src/fullnat-sim/profiles.js";
 import { Stat } from "../src/fullnat-sim/stats.js";
-import { parseIp } from "../src/option-codec/address.js";
+import { parseEndpoint, parseIp } from "../src/option-codec/address.js";
 import { IpProtocol } from "../src/option-codec/ipv4.js";
 import { emitPacket, ipHeaderFor, type L4Repr } from "../src/option-codec/packet.js";
 import { TcpFlag } from "../src/option-codec/tcp.js";
@@ -47,6 +48,16 @@ import { type RunningInstance, startInstance } from "../src/runtime/instance.js"
 import type { Forwarder } from "../src/runtime/worker-messages.js";
 import { inNetns } from "../src/tun/netns.js";
 import { checkPreconditions, deleteNamespace, nsExecArgs, runIp } from "../src/tun/topology.js";
+import {
+  BULK_CASES,
+  BULK_PORT,
+  BULK_SECONDS,
+  type BulkKey,
+  type BulkResult,
+  iperfClientArgv,
+  iperfServerArgv,
+  parseIperf,
+} from "./bulk-tcp.js";
 
 // ---------------------------------------------------------------------------
 // Settings
@@ -67,12 +78,19 @@ const UDP_PAYLOAD = 32;
 /** Connections fed to the gateway for the memory figure. */
 const MEMORY_CONNECTIONS = 100_000;
 const TARGET_PPS_RATIO = 0.5;
+/** Bulk TCP through the gateway with offloads, as a share of the kernel path's (one IPv4 stream). */
+const TARGET_BULK_RATIO = 0.5;
 const TARGET_BYTES_PER_CONN = 300;
 
 const VIP = "203.0.113.10";
+const VIP6 = "2001:db8:f::10";
 const RS = "192.0.2.10";
+const RS6 = "2001:db8:5::10";
 const MIDDLE_TO_RS = "192.0.2.100";
+const MIDDLE_TO_RS6 = "2001:db8:5::100";
 const MIDDLE_TO_CLIENT = "198.51.100.1";
+const MIDDLE_TO_CLIENT6 = "2001:db8:c::1";
+const CLIENT6 = "2001:db8:c::7";
 /** Ports the servers listen on: the RS ports, and the VIP ports the null forwarder delivers to. */
 const TCP_PORTS = [8080, 80] as const;
 const UDP_PORTS = [5353, 53] as const;
@@ -433,16 +451,28 @@ interface UdpResult {
   readonly rxPerWorkerCpuSecond: number | null;
 }
 
+/** What `npm run bench` compares: the gateway and the null forwarder with offloads on and off, and the kernel. */
+const SCENARIO_IDS = [
+  "gateway",
+  "gateway-offload-off",
+  "null",
+  "null-offload-off",
+  "kernel",
+] as const;
+type ScenarioId = (typeof SCENARIO_IDS)[number];
+
 interface ScenarioResult {
-  readonly id: "gateway" | "null" | "kernel";
+  readonly id: ScenarioId;
   readonly label: string;
   readonly cps: CpsResult;
   readonly udp: UdpResult;
+  readonly bulk: BulkResult;
   readonly gatewayStats?: Record<string, number>;
 }
 
 interface Paths {
   readonly python: string;
+  readonly iperf3: string;
   readonly ab: string;
   readonly nginx: string;
   readonly curl: string;
@@ -592,13 +622,33 @@ async function measureUdp(
   };
 }
 
-/** Servers up in serverNs, then CPS and UDP from clientNs; servers stopped whatever happens. */
+/** iperf3 to the VIPs, one run per case; a failed run is reported and counts as null. */
+async function measureBulk(p: Paths, clientNs: string, errors: string[]): Promise<BulkResult> {
+  const out: Partial<Record<BulkKey, number | null>> = {};
+  for (const c of BULK_CASES) {
+    checkInterrupted();
+    const target = c.family === 4 ? VIP : VIP6;
+    const d = await run(
+      inNs(clientNs, iperfClientArgv(p.iperf3, target, c.streams)),
+      (BULK_SECONDS + 30) * 1000,
+    );
+    try {
+      out[c.key] = parseIperf(d.stdout).gbps;
+    } catch (e) {
+      errors.push(`bulk ${c.key}: ${(e as Error).message} ${d.stderr.trim().slice(-200)}`);
+      out[c.key] = null;
+    }
+  }
+  return out as BulkResult;
+}
+
+/** Servers up in serverNs, then CPS, UDP and bulk TCP from clientNs; servers stopped whatever happens. */
 async function measurePath(
   p: Paths,
   clientNs: string,
   serverNs: string | null,
   worker: boolean,
-): Promise<{ cps: CpsResult; udp: UdpResult }> {
+): Promise<{ cps: CpsResult; udp: UdpResult; bulk: BulkResult; bulkErrors: string[] }> {
   // Ports from 1024: ~64,000 connections per client address before one is reused.
   inNetns(clientNs, () => writeFileSync("/proc/sys/net/ipv4/ip_local_port_range", "1024 65535"));
   const nginx = new Child(
@@ -617,6 +667,7 @@ async function measurePath(
     inNs(serverNs, [p.python, join(p.dir, "udp_sink.py"), ...UDP_PORTS.map(String)]),
     170_000,
   );
+  const iperf = new Child(inNs(serverNs, iperfServerArgv(p.iperf3)), 170_000);
   try {
     for (let i = 0; i < 50 && !sink.stdout.includes("ready"); i++) await sleep(50);
     if (!sink.stdout.includes("ready")) throw new Error(`UDP sink did not start: ${sink.stderr}`);
@@ -628,12 +679,15 @@ async function measurePath(
     // nothing behind for the connection test.
     const udp = await measureUdp(p, clientNs, sink.pid, worker);
     checkInterrupted();
+    const bulkErrors: string[] = [];
+    const bulk = await measureBulk(p, clientNs, bulkErrors);
+    checkInterrupted();
     await runAb(p, clientNs, WARMUP_S, CPS_CLIENTS.slice(0, 1), worker);
     checkInterrupted();
     const cps = await runAb(p, clientNs, WINDOW_S, CPS_CLIENTS, worker);
-    return { cps, udp };
+    return { cps, udp, bulk, bulkErrors };
   } finally {
-    await Promise.all([nginx.stop(), sink.stop()]);
+    await Promise.all([nginx.stop(), sink.stop(), iperf.stop()]);
   }
 }
 
@@ -642,6 +696,25 @@ async function measurePath(
 
 function gatewayConfig(maxConnections: number): GatewayConfig {
   return defaultGatewayConfig(resolveProfile("dpvs"), maxConnections);
+}
+
+/** The default services, and the iperf3 port on the v4 and v6 VIPs. */
+function benchGatewayConfig(): GatewayConfig {
+  const c = gatewayConfig(1_000_000);
+  const bulk = (vip: string, rs: string): ServiceConfig => ({
+    vip: parseEndpoint(vip),
+    proto: "tcp",
+    servers: [{ endpoint: parseEndpoint(rs), weight: 1 }],
+    scheduler: "rr",
+  });
+  return {
+    ...c,
+    services: [
+      ...c.services,
+      bulk(`${VIP}:${BULK_PORT}`, `${RS}:${BULK_PORT}`),
+      bulk(`[${VIP6}]:${BULK_PORT}`, `[${RS6}]:${BULK_PORT}`),
+    ],
+  };
 }
 
 function instanceStats(socket: string): Promise<Record<string, number>> {
@@ -672,20 +745,33 @@ function instanceStats(socket: string): Promise<Record<string, number>> {
   });
 }
 
-async function toasimScenario(p: Paths, forwarder: Forwarder): Promise<ScenarioResult> {
-  const inst = await startInstance(gatewayConfig(1_000_000), [], { forwarder });
+async function toasimScenario(
+  p: Paths,
+  forwarder: Forwarder,
+  offload: boolean,
+  errors: string[],
+): Promise<ScenarioResult> {
+  const inst = await startInstance(benchGatewayConfig(), [], { forwarder, offload });
   instances.add(inst);
   try {
     checkInterrupted();
-    const { cps, udp } = await measurePath(p, inst.info.clientNs, inst.info.serverNs, true);
+    const { cps, udp, bulk, bulkErrors } = await measurePath(
+      p,
+      inst.info.clientNs,
+      inst.info.serverNs,
+      true,
+    );
     const failure = inst.failure();
     if (failure !== null) throw new Error(`packet worker failed: ${failure}`);
+    const name = forwarder === "gateway" ? "toasim gateway (dpvs)" : "null forwarder";
     const base = {
-      id: forwarder,
-      label: forwarder === "gateway" ? "toasim gateway (dpvs)" : "null forwarder",
+      id: (offload ? forwarder : `${forwarder}-offload-off`) as ScenarioId,
+      label: offload ? name : `${name}, offloads off`,
       cps,
       udp,
+      bulk,
     } as const;
+    errors.push(...bulkErrors.map((e) => `${base.id}: ${e}`));
     return forwarder === "gateway"
       ? { ...base, gatewayStats: await instanceStats(inst.info.socket) }
       : base;
@@ -696,7 +782,7 @@ async function toasimScenario(p: Paths, forwarder: Forwarder): Promise<ScenarioR
 }
 
 /** client -- middle (nftables DNAT + SNAT, ip_forward) -- server, over two veth pairs. */
-async function kernelScenario(p: Paths): Promise<ScenarioResult> {
+async function kernelScenario(p: Paths, errors: string[]): Promise<ScenarioResult> {
   const prefix = `tsbench-${tag}-`;
   const c = `${prefix}c`;
   const m = `${prefix}m`;
@@ -727,7 +813,17 @@ async function kernelScenario(p: Paths): Promise<ScenarioResult> {
     runIp(["-n", m, "link", "set", mr, "up"]);
     runIp(["-n", r, "addr", "add", `${RS}/24`, "dev", rm]);
     runIp(["-n", r, "link", "set", rm, "up"]);
-    inNetns(m, () => writeFileSync("/proc/sys/net/ipv4/ip_forward", "1"));
+    // IPv6 for bulk TCP: the same shape (nodad: usable at once).
+    runIp(["-n", c, "-6", "addr", "add", `${CLIENT6}/64`, "dev", cm, "nodad"]);
+    runIp(["-n", c, "-6", "route", "add", "2001:db8:f::/64", "via", MIDDLE_TO_CLIENT6]);
+    runIp(["-n", m, "-6", "addr", "add", `${MIDDLE_TO_CLIENT6}/64`, "dev", mc, "nodad"]);
+    runIp(["-n", m, "-6", "addr", "add", `${MIDDLE_TO_RS6}/64`, "dev", mr, "nodad"]);
+    runIp(["-n", m, "-6", "addr", "add", `${VIP6}/128`, "dev", "lo"]);
+    runIp(["-n", r, "-6", "addr", "add", `${RS6}/64`, "dev", rm, "nodad"]);
+    inNetns(m, () => {
+      writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
+      writeFileSync("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+    });
     const table = `tsbench_${tag}`;
     const rules = join(p.dir, "kernel.nft");
     writeFileSync(
@@ -737,10 +833,21 @@ async function kernelScenario(p: Paths): Promise<ScenarioResult> {
     type nat hook prerouting priority dstnat; policy accept;
     ip daddr ${VIP} tcp dport 80 dnat to ${RS}:8080
     ip daddr ${VIP} udp dport 53 dnat to ${RS}:5353
+    ip daddr ${VIP} tcp dport ${BULK_PORT} dnat to ${RS}:${BULK_PORT}
   }
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
     oifname "${mr}" snat to ${MIDDLE_TO_RS}
+  }
+}
+table ip6 ${table} {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip6 daddr ${VIP6} tcp dport ${BULK_PORT} dnat to [${RS6}]:${BULK_PORT}
+  }
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "${mr}" snat to ${MIDDLE_TO_RS6}
   }
 }
 `,
@@ -748,8 +855,9 @@ async function kernelScenario(p: Paths): Promise<ScenarioResult> {
     const nft = await run(inNs(m, [p.nft, "-f", rules]), 10_000);
     if (nft.code !== 0) throw new Error(`nft -f: ${nft.stderr.trim()}`);
     checkInterrupted();
-    const { cps, udp } = await measurePath(p, c, r, false);
-    return { id: "kernel", label: "kernel (nftables DNAT+SNAT, veth)", cps, udp };
+    const { cps, udp, bulk, bulkErrors } = await measurePath(p, c, r, false);
+    errors.push(...bulkErrors.map((e) => `kernel: ${e}`));
+    return { id: "kernel", label: "kernel (nftables DNAT+SNAT, veth)", cps, udp, bulk };
   } finally {
     for (const ns of [c, m, r]) {
       deleteNamespace(ns);
@@ -862,6 +970,7 @@ async function measureMemory(): Promise<MemoryResult> {
 // Report
 
 const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
+const fmtGbps = (x: number | null) => (x === null || !Number.isFinite(x) ? "n/a" : x.toFixed(2));
 const fmtRatio = (a: number, b: number | undefined) =>
   b !== undefined && b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}x` : "n/a";
 
@@ -888,6 +997,7 @@ function prerequisites(): { paths: Omit<Paths, "dir"> | null; missing: string[] 
   const paths = {
     python: python ?? need("python3", "python3"),
     ab: need("ab", "apache2-utils"),
+    iperf3: need("iperf3", "iperf3"),
     nginx: need("nginx", "nginx"),
     curl: need("curl", "curl"),
     nft: need("nft", "nftables"),
@@ -897,11 +1007,13 @@ function prerequisites(): { paths: Omit<Paths, "dir"> | null; missing: string[] 
 
 /** Medians over the rounds that succeeded, and the rounds themselves. */
 interface ScenarioSummary {
-  readonly id: ScenarioResult["id"];
+  readonly id: ScenarioId;
   readonly label: string;
   readonly cps: number;
   readonly txPps: number;
   readonly rxPps: number;
+  /** Gbit/s by case, medians of the rounds where the run succeeded. */
+  readonly bulk: BulkResult;
   readonly rounds: readonly ScenarioResult[];
 }
 
@@ -943,9 +1055,11 @@ async function main(): Promise<number> {
     writeFileSync(join(p.dir, "udp_sink.py"), UDP_SINK_PY);
     writeFileSync(join(p.dir, "nginx.conf"), nginxConf(p.dir));
     const plan: [string, () => Promise<ScenarioResult>][] = [
-      ["toasim gateway", () => toasimScenario(p, "gateway")],
-      ["null forwarder", () => toasimScenario(p, "null")],
-      ["kernel", () => kernelScenario(p)],
+      ["gateway", () => toasimScenario(p, "gateway", true, errors)],
+      ["gateway off", () => toasimScenario(p, "gateway", false, errors)],
+      ["null", () => toasimScenario(p, "null", true, errors)],
+      ["null off", () => toasimScenario(p, "null", false, errors)],
+      ["kernel", () => kernelScenario(p, errors)],
     ];
     // Interleaved, so that a slow spell of the machine touches every scenario alike.
     for (let round = 1; round <= rounds; round++) {
@@ -958,6 +1072,7 @@ async function main(): Promise<number> {
           results.push(r);
           console.log(
             `${fmtInt(r.cps.cps).padStart(7)} conn/s ${fmtInt(r.udp.rxPps).padStart(9)} pps ` +
+              `${fmtGbps(r.bulk.v4x1).padStart(6)} Gbit/s (v4, 1 stream) ` +
               `(${((Date.now() - t0) / 1000).toFixed(1)} s)`,
           );
         } catch (e) {
@@ -982,50 +1097,52 @@ async function main(): Promise<number> {
   }
 
   const scenarios: ScenarioSummary[] = [];
-  for (const id of ["gateway", "null", "kernel"] as const) {
+  for (const id of SCENARIO_IDS) {
     const rs = results.filter((r) => r.id === id);
     if (rs.length === 0) continue;
+    const bulk = {} as Record<BulkKey, number | null>;
+    for (const c of BULK_CASES) {
+      const xs = rs.map((r) => r.bulk[c.key]).filter((x): x is number => x !== null);
+      bulk[c.key] = xs.length > 0 ? median(xs) : null;
+    }
     scenarios.push({
       id,
       label: rs[0]!.label,
       cps: median(rs.map((r) => r.cps.cps)),
       txPps: median(rs.map((r) => r.udp.txPps)),
       rxPps: median(rs.map((r) => r.udp.rxPps)),
+      bulk,
       rounds: rs,
     });
   }
-  const find = (id: ScenarioResult["id"]) => scenarios.find((s) => s.id === id);
+  const find = (id: ScenarioId) => scenarios.find((s) => s.id === id);
   const nul = find("null");
   const kern = find("kernel");
   const gw = find("gateway");
 
   console.log();
-  const head = [
-    "scenario (median of rounds)".padEnd(34),
-    "conn/s".padStart(9),
-    "UDP tx pps".padStart(11),
-    "UDP rx pps".padStart(11),
-    "cps/null".padStart(9),
-    "pps/null".padStart(9),
-    "cps/kern".padStart(9),
-    "pps/kern".padStart(9),
-  ].join(" ");
-  console.log(head);
-  console.log("-".repeat(head.length));
-  for (const s of scenarios) {
-    console.log(
-      [
-        s.label.padEnd(34),
-        fmtInt(s.cps).padStart(9),
-        fmtInt(s.txPps).padStart(11),
-        fmtInt(s.rxPps).padStart(11),
-        fmtRatio(s.cps, nul?.cps).padStart(9),
-        fmtRatio(s.rxPps, nul?.rxPps).padStart(9),
-        fmtRatio(s.cps, kern?.cps).padStart(9),
-        fmtRatio(s.rxPps, kern?.rxPps).padStart(9),
-      ].join(" "),
-    );
-  }
+  table(
+    [
+      "scenario (median of rounds)".padEnd(42),
+      "conn/s".padStart(9),
+      "UDP tx pps".padStart(11),
+      "UDP rx pps".padStart(11),
+      "cps/null".padStart(9),
+      "pps/null".padStart(9),
+      "cps/kern".padStart(9),
+      "pps/kern".padStart(9),
+    ],
+    scenarios.map((s) => [
+      s.label.padEnd(42),
+      fmtInt(s.cps).padStart(9),
+      fmtInt(s.txPps).padStart(11),
+      fmtInt(s.rxPps).padStart(11),
+      fmtRatio(s.cps, nul?.cps).padStart(9),
+      fmtRatio(s.rxPps, nul?.rxPps).padStart(9),
+      fmtRatio(s.cps, kern?.cps).padStart(9),
+      fmtRatio(s.rxPps, kern?.rxPps).padStart(9),
+    ]),
+  );
   console.log(
     `conn/s: ab x${CPS_CLIENTS.length} (concurrency ${CPS_CONCURRENCY} each, HTTP/1.0: handshake, ` +
       "request, response, close) against nginx; UDP: one python3 sender of " +
@@ -1042,6 +1159,25 @@ async function main(): Promise<number> {
       : "";
     console.log(`  ${s.label}: rounds conn/s / rx pps ${perRound}${cpuPart}`);
   }
+  console.log();
+  table(
+    [
+      "bulk TCP, Gbit/s (median of rounds)".padEnd(42),
+      ...BULK_CASES.map((c) => c.key.padStart(7)),
+      ...BULK_CASES.map((c) => `${c.key}/kern`.padStart(10)),
+    ],
+    scenarios.map((s) => [
+      s.label.padEnd(42),
+      ...BULK_CASES.map((c) => fmtGbps(s.bulk[c.key]).padStart(7)),
+      ...BULK_CASES.map((c) =>
+        fmtRatio(s.bulk[c.key] ?? Number.NaN, kern?.bulk[c.key] ?? undefined).padStart(10),
+      ),
+    ]),
+  );
+  console.log(
+    `bulk TCP: iperf3 -t ${BULK_SECONDS} (after 1 s left out) to the VIP's port ${BULK_PORT}, ` +
+      "v4/v6 by 1 or 4 streams, rate received by the server",
+  );
   const lastGw = gw?.rounds.at(-1)?.gatewayStats;
   if (lastGw) {
     const drops = Object.entries(lastGw)
@@ -1078,6 +1214,15 @@ async function main(): Promise<number> {
         ? `${memory.totalBytesPerConnection.toFixed(1)} B: ${memOk ? "PASS" : "MISS"}`
         : "not measured: MISS"),
   );
+  const bulkRatio =
+    gw?.bulk.v4x1 != null && kern?.bulk.v4x1 != null ? gw.bulk.v4x1 / kern.bulk.v4x1 : Number.NaN;
+  const bulkOk = bulkRatio >= TARGET_BULK_RATIO;
+  console.log(
+    `TARGET bulk TCP through the gateway with offloads >= ${TARGET_BULK_RATIO * 100}% of the kernel path's (v4, 1 stream): ` +
+      (Number.isFinite(bulkRatio)
+        ? `${(bulkRatio * 100).toFixed(1)}% (${fmtGbps(gw!.bulk.v4x1)} vs ${fmtGbps(kern!.bulk.v4x1)} Gbit/s): ${bulkOk ? "PASS" : "MISS"}`
+        : "not measured: MISS"),
+  );
   for (const e of errors) console.log(`error: ${e}`);
 
   mkdirSync(outDir, { recursive: true });
@@ -1098,7 +1243,12 @@ async function main(): Promise<number> {
       udpPayloadBytes: UDP_PAYLOAD,
       profile: "dpvs",
     },
-    units: { cps: "connections/s", pps: "datagrams/s", memory: "bytes/connection" },
+    units: {
+      cps: "connections/s",
+      pps: "datagrams/s",
+      bulk: "Gbit/s received by the server",
+      memory: "bytes/connection",
+    },
     skipped: paths === null ? missing : null,
     errors,
     scenarios: scenarios.map((s) => ({
@@ -1106,10 +1256,12 @@ async function main(): Promise<number> {
       ratioToNull: {
         cps: nul ? s.cps / nul.cps : null,
         udpPps: nul ? s.rxPps / nul.rxPps : null,
+        bulk: bulkRatios(s, nul),
       },
       ratioToKernel: {
         cps: kern ? s.cps / kern.cps : null,
         udpPps: kern ? s.rxPps / kern.rxPps : null,
+        bulk: bulkRatios(s, kern),
       },
     })),
     memory,
@@ -1118,6 +1270,12 @@ async function main(): Promise<number> {
         threshold: TARGET_PPS_RATIO,
         ratio: Number.isFinite(ppsRatio) ? ppsRatio : null,
         result: ppsOk ? "PASS" : "MISS",
+      },
+      bulkVsKernel: {
+        threshold: TARGET_BULK_RATIO,
+        case: "v4x1",
+        ratio: Number.isFinite(bulkRatio) ? bulkRatio : null,
+        result: bulkOk ? "PASS" : "MISS",
       },
       bytesPerConnection: {
         threshold: TARGET_BYTES_PER_CONN,
@@ -1131,6 +1289,25 @@ async function main(): Promise<number> {
   console.log(`results written to ${outFile} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   // The targets are informational: exit 1 only when something could not be measured.
   return paths === null || errors.length > 0 ? 1 : 0;
+}
+
+/** A heading, a rule under it, and the rows, columns padded by the caller. */
+function table(head: readonly string[], rows: readonly (readonly string[])[]): void {
+  const h = head.join(" ");
+  console.log(h);
+  console.log("-".repeat(h.length));
+  for (const r of rows) console.log(r.join(" "));
+}
+
+/** Bulk ratios by case to another scenario's (null where either is missing). */
+function bulkRatios(s: ScenarioSummary, to: ScenarioSummary | undefined): BulkResult {
+  const out = {} as Record<BulkKey, number | null>;
+  for (const c of BULK_CASES) {
+    const a = s.bulk[c.key];
+    const b = to?.bulk[c.key] ?? null;
+    out[c.key] = a !== null && b !== null && b > 0 ? a / b : null;
+  }
+  return out;
 }
 
 if (process.argv.includes("--memory-child")) {

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 #   curl, socat, python3: real clients and servers of the e2e tests and demo.
 #   nginx: a real server that parses PROXY protocol v2.
 #   nftables, util-linux (nsenter): `toasim exec client --as ADDR`.
-#   apache2-utils (ab), with nginx, curl, python3, nftables: `npm run bench`.
+#   apache2-utils (ab), iperf3, with nginx, curl, python3, nftables: `npm run bench`.
 #   qemu-system-x86, busybox-static: `toasim vm` (the kernel tier) boots
 #     Debian kernels under QEMU with a busybox initramfs;
 #   gcc, make, libc6-dev, dwarves (pahole, for module BTF), xz-utils, zstd
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 #   chromium: a real browser, headless, renders the HTML reports of `toasim
 #     check` and `toasim scenario run --report` and reports console errors
 #     (test/e2e/check-report-browser.test.ts).
-DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils
+DEBS="tshark iproute2 curl socat python3 nginx nftables util-linux apache2-utils iperf3
   qemu-system-x86 busybox-static gcc make libc6-dev dwarves xz-utils zstd kmod
   clang bpftool libbpf-dev python3-jsonschema chromium"
 

@@ -157,6 +157,14 @@ export interface UpOptions {
    * at a time.
    */
   readonly rsNetns?: RsNetns;
+  /**
+   * TUN offloads: TCP crosses the gateway as super-packets of up to 64 KB,
+   * cut into wire segments by the kernel (or in software while faults,
+   * captures or scripted clients look at single packets). "off" moves
+   * every packet alone, as a reproduction may need. Default "on" (or the
+   * environment's TOASIM_OFFLOAD).
+   */
+  readonly offload?: "on" | "off" | boolean;
 }
 
 export interface TimeoutOptions {
@@ -208,6 +216,8 @@ export interface ResolvedUp {
   readonly faults: FaultConfig | null;
   readonly decoder: { readonly mode: DecoderMode; readonly settings: DecoderSettings };
   readonly rsNetns: RsNetns;
+  /** null: not said (the runtime's default). */
+  readonly offload: boolean | null;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -445,6 +455,7 @@ const UP_KEYS = [
   "faults",
   "decoder",
   "rsNetns",
+  "offload",
 ] as const satisfies readonly (keyof UpOptions)[];
 
 /** Checks an instance's options; nothing on the machine is looked at or changed. */
@@ -493,6 +504,7 @@ export function resolveUpInput(raw: unknown): ResolvedUp {
     faults: faultConfig(o.faults),
     decoder: decoderOptions(o.decoder),
     rsNetns: choice(o.rsNetns ?? "toasim", "rsNetns", RS_NETNS),
+    offload: o.offload === undefined ? null : onOff(o.offload, "offload"),
   };
 }
 

@@ -58,6 +58,7 @@ export async function up(options: UpOptions = {}, hooks: UpHooks = {}): Promise<
     decoder: decoder.settings,
     ...(r.faults !== null ? { faults: r.faults } : {}),
     rsNetns: r.rsNetns,
+    ...(r.offload !== null ? { offload: r.offload } : {}),
     meta: { profile: r.config.profile.name, services, decoderName: decoder.name },
   });
   const d: InstanceDescription = {

@@ -31,6 +31,7 @@ interface UpFlags extends ProfileFlags, DecoderFlags, FaultFlags {
   maxConnections?: string;
   timeout?: string[];
   rsNetns?: string;
+  offload?: string;
   json?: boolean;
 }
 
@@ -79,6 +80,10 @@ export function registerUp(program: Command, io: Io): void {
       "toasim (the default): the servers in a namespace of the instance's own; root: in the root namespace, for decoders that hook only there (only inside a toasim vm guest; serverNs is then null)",
     )
     .option(
+      "--offload <on|off>",
+      "on (the default): TCP crosses as super-packets of up to 64 KB (TUN offloads), cut into wire segments after the gateway; off: one packet at a time, for reproductions that need it",
+    )
+    .option(
       "--json",
       "print the ready line as JSON: {ready, id, clientNs, serverNs, profile, decoder, rsCgroup, decoderNote, services}",
     )
@@ -92,6 +97,7 @@ export function registerUp(program: Command, io: Io): void {
         "  toasim up --profile dpvs --timeout udp=5,established=60\n" +
         "  toasim up --config gateway.json\n" +
         "  toasim up --rs-netns root   (in a toasim vm guest: the servers in its root namespace)\n" +
+        "  toasim up --offload off     (every packet through the gateway alone, as on the wire)\n" +
         "  toasim up --profile tencent --fault to-server:handshake-ack:drop,count=1\n" +
         "  toasim up --profile dpvs --fault to-server:toa:corrupt=tcp-option:254:1,set=6 --link-mtu server=1400",
     )
@@ -121,6 +127,7 @@ export function upOptionsOf(f: UpFlags): {
   if (f.maxConnections !== undefined) flags["maxConnections"] = f.maxConnections;
   if (f.timeout !== undefined && f.timeout.length > 0) flags["timeouts"] = f.timeout.join(",");
   if (f.rsNetns !== undefined) flags["rsNetns"] = f.rsNetns;
+  if (f.offload !== undefined) flags["offload"] = f.offload;
   const decoder = decoderOf(f);
   if (Object.keys(decoder).length > 0) flags["decoder"] = decoder;
   const faults = faultsOf(f, file["faults"]);

@@ -38,7 +38,8 @@ export class Carriers {
   extraLength = 0;
   private readonly extraInfo = new PacketInfo();
   private readonly scratch = new Uint8Array(512);
-  private readonly insertPolicy: InsertPolicy;
+  /** Its mtu is the largest packet toward the server: the path's, or a super-packet's (setLimit). */
+  private readonly insertPolicy: { -readonly [K in keyof InsertPolicy]: InsertPolicy[K] };
   /** TOA kinds a client must not send: the profile's own. */
   private readonly clientKinds: readonly number[];
 
@@ -56,6 +57,15 @@ export class Carriers {
     }
     this.clientKinds = kinds;
     this.insertPolicy = { mtu: config.mtu, prune: this.toa?.prune ?? false, staleKinds: kinds };
+  }
+
+  /**
+   * The largest packet a carrier may make toward the server: the path MTU,
+   * or for a TCP super-packet (TUN offloads) the IP length field's limit,
+   * its wire segments being cut to the MTU after.
+   */
+  setLimit(bytes: number): void {
+    this.insertPolicy.mtu = bytes;
   }
 
   /** A client's own segment, before NAT: its TOAs stripped, SYN timestamps removed, as the profile says. */
@@ -208,7 +218,7 @@ export class Carriers {
 
   /** The `n` bytes in scratch in front of the payload; a TCP stream's later sequence numbers shift by n. */
   private prefix(buf: Uint8Array, info: PacketInfo, c: number, n: number): CarrierOutcome {
-    if (!insertPayloadPrefix(buf, info, this.scratch, 0, n, this.config.mtu))
+    if (!insertPayloadPrefix(buf, info, this.scratch, 0, n, this.insertPolicy.mtu))
       return this.counted(CarrierOutcome.failed);
     if (info.protocol === IpProtocol.tcp) this.conns.streamDelta[c] = n;
     return this.counted(CarrierOutcome.inserted);

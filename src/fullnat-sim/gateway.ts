@@ -72,6 +72,20 @@ export class Gateway {
     this.icmp = new IcmpTranslator(this.conns, this.services, this.lips, this.carriers, this.stats);
   }
 
+  /** The packet just returned, as parsed and edited (offsets, family, lengths). */
+  get packet(): PacketInfo {
+    return this.info;
+  }
+
+  /**
+   * Client packets that follow are TCP super-packets (TUN offloads): a
+   * carrier may grow them past the MTU, since the segments they are cut
+   * into are sized after the gateway. false: back to the path MTU.
+   */
+  superPackets(on: boolean): void {
+    this.carriers.setLimit(on ? 0xffff : this.config.mtu);
+  }
+
   /** The length of `extra` to send first (0: none). */
   get extraLength(): number {
     return this.carriers.extraLength;

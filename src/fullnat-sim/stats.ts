@@ -41,6 +41,10 @@ export const Stat = {
   faultMtuDropped: 33,
   /** Packets sent undelayed because HELD_MAX were already held. */
   faultQueueFull: 34,
+  // TUN offloads (runtime/offload-frames.ts): TCP super-packets that crossed
+  // the gateway whole, and those cut into wire segments first.
+  superPackets: 35,
+  superPacketsSegmented: 36,
 } as const;
 export type Stat = (typeof Stat)[keyof typeof Stat];
 

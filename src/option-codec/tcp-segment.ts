@@ -18,12 +18,13 @@ import { TcpField, TcpFlag } from "./tcp.js";
  * next segment overwrites.
  */
 export class TcpSegmenter {
-  private readonly seg: Uint8Array;
   private readonly info = new PacketInfo();
 
-  constructor(maxSegment = 0xffff) {
-    this.seg = new Uint8Array(maxSegment);
-  }
+  /**
+   * `seg` receives each segment at its start: a view with room in front
+   * lets the caller prepend a header (a virtio_net_hdr) without a copy.
+   */
+  constructor(private readonly seg: Uint8Array = new Uint8Array(0xffff)) {}
 
   /** Calls `each` once per wire segment; returns how many. */
   segment(

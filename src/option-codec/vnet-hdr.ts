@@ -1,4 +1,4 @@
-import { fold, pseudoHeaderSum } from "./checksum.js";
+import { finish, fold, pseudoHeaderSum, sumBytes } from "./checksum.js";
 import { CodecError, CodecErrorCode, need } from "./errors.js";
 import { IpProtocol } from "./ipv4.js";
 import type { PacketInfo } from "./packet.js";
@@ -48,17 +48,6 @@ export const GsoType = {
   udpL4: 5,
   /** Flag: the super-packet's segments carry CWR as the first one does. */
   ecn: 0x80,
-} as const;
-
-/** TUNSETOFFLOAD's flags: what user space accepts from the kernel, and may hand it. */
-export const TunOffload = {
-  csum: 0x01,
-  tso4: 0x02,
-  tso6: 0x04,
-  tsoEcn: 0x08,
-  ufo: 0x10,
-  uso4: 0x20,
-  uso6: 0x40,
 } as const;
 
 export interface VnetHdrRepr {
@@ -229,4 +218,29 @@ export function fillPartialChecksum(buf: Uint8Array, info: PacketInfo): void {
   const v = fold(s);
   buf[at] = v >>> 8;
   buf[at + 1] = v & 0xff;
+}
+
+/**
+ * Does what the kernel would have done with a partial checksum: sums
+ * buf[start..len) (the field holds the pseudo-header sum already) and
+ * stores the result at start + offset. For packets that leave the offload
+ * path (UDP, software segmentation, captures). A result of 0 is written as
+ * 0xffff, its equal in one's complement, since UDP reads 0 as "none".
+ */
+export function completePartialChecksum(
+  buf: Uint8Array,
+  len: number,
+  start: number,
+  offset: number,
+): void {
+  if (start + offset + 2 > len) {
+    throw new CodecError(
+      CodecErrorCode.badValue,
+      VnetField.csumStart,
+      `virtio_net_hdr partial checksum at ${start}+${offset} outside a ${len}-byte packet`,
+    );
+  }
+  const c = finish(sumBytes(buf, start, len - start)) || 0xffff;
+  buf[start + offset] = c >>> 8;
+  buf[start + offset + 1] = c & 0xff;
 }

@@ -15,6 +15,7 @@ import {
   parsePrefix,
 } from "../option-codec/address.js";
 import type { TopologyPlan } from "../tun/topology.js";
+import { RuntimeError, RuntimeErrorCode } from "./errors.js";
 
 /**
  * The address plan (docs/architecture.md), the one place its addresses are
@@ -128,3 +129,18 @@ export function defaultGatewayConfig(profile: Profile, maxConnections: number): 
 
 /** The RS addresses every server namespace has on lo. */
 export const BUILTIN_RS = [A.rs4, A.rs6] as const;
+
+/**
+ * TUN offloads when an instance's options do not say: on, unless the
+ * environment's TOASIM_OFFLOAD is "off" (how the e2e tier runs everything
+ * packet at a time; docs/testing.md).
+ */
+export function defaultOffload(): boolean {
+  const v = process.env["TOASIM_OFFLOAD"];
+  if (v === undefined || v === "" || v === "on") return true;
+  if (v === "off") return false;
+  throw new RuntimeError(
+    RuntimeErrorCode.badEnvironment,
+    `TOASIM_OFFLOAD=${JSON.stringify(v)}: use on or off`,
+  );
+}

@@ -20,6 +20,8 @@ export const RuntimeErrorCode = {
   instanceExists: "INSTANCE_EXISTS",
   /** The instance's record in /run/toasim could not be written. */
   stateFailed: "STATE_FAILED",
+  /** A setting from the environment (TOASIM_OFFLOAD) that means nothing. */
+  badEnvironment: "BAD_ENVIRONMENT",
 } as const;
 export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];
 

@@ -21,7 +21,7 @@ import {
 } from "../tun/topology.js";
 import type { InstanceControl } from "./control.js";
 import { type ControlServer, serveControl } from "./control-server.js";
-import { ADDRESS_PLAN } from "./defaults.js";
+import { ADDRESS_PLAN, defaultOffload } from "./defaults.js";
 import { RuntimeError, RuntimeErrorCode } from "./errors.js";
 import { onProcessEnd } from "./exit-hooks.js";
 import {
@@ -66,6 +66,8 @@ export interface InstanceOptions {
   readonly meta?: Readonly<Record<string, unknown>>;
   /** The server side in a namespace of toasim's (the default) or the root namespace. */
   readonly rsNetns?: RsNetns;
+  /** TUN offloads (TCP super-packets); defaultOffload() when absent. */
+  readonly offload?: boolean;
 }
 
 export interface RunningInstance extends InstanceControl {
@@ -89,6 +91,7 @@ export async function startInstance(
   options: InstanceOptions = {},
 ): Promise<RunningInstance> {
   const forwarder = options.forwarder ?? "gateway";
+  const offload = options.offload ?? defaultOffload();
   checkPreconditions();
   const workerModule = workerUrl();
   const id = newInstanceId();
@@ -137,6 +140,7 @@ export async function startInstance(
       plan: ADDRESS_PLAN,
       extraRsAddresses,
       rsNetns: options.rsNetns ?? "toasim",
+      offload,
     });
     const { serverNs } = topo;
     if (forwarder === "null" && serverNs !== null) nullForwarderRoutes(serverNs);
@@ -158,6 +162,7 @@ export async function startInstance(
     stats: statsBuf.buffer as SharedArrayBuffer,
     control,
     forwarder,
+    offload,
     ...(options.faults ? { faults: options.faults } : {}),
   };
   // No flags of the caller's (--input-type, a loader): the worker is plain compiled JavaScript.

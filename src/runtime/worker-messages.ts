@@ -22,6 +22,8 @@ export interface WorkerInput {
   readonly control: SharedArrayBuffer;
   /** "gateway" when absent. */
   readonly forwarder?: Forwarder;
+  /** The TUN fds were opened with IFF_VNET_HDR and offloads (false when absent). */
+  readonly offload?: boolean;
   /** Fault injection from the start; none when absent. */
   readonly faults?: FaultConfig;
 }

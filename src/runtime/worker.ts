@@ -22,11 +22,13 @@ function run(input: WorkerInput): void {
   const server = KernelTun.fromFd("tun-r", input.serverFd);
   let loop: PacketLoop | CopyLoop;
   let control: WorkerControl;
+  const opts = input.offload === true ? { offload: { mtu: input.config.mtu } } : {};
   if (input.forwarder === "null") {
-    loop = new CopyLoop(client, server, clock);
+    loop = new CopyLoop(client, server, clock, opts);
     control = new NullControl(loop, post, clock);
   } else {
-    const gateway = new PacketLoop(new Gateway(input.config, stats), client, server, clock);
+    const gw = new Gateway(input.config, stats);
+    const gateway = new PacketLoop(gw, client, server, clock, opts);
     if (input.faults !== undefined) gateway.faults = new FaultStage(input.faults, stats);
     loop = gateway;
     control = new GatewayControl(gateway, post, clock, input, stats);

@@ -39,6 +39,17 @@ export interface KernelTunOptions {
   readonly vnetHdr?: boolean;
 }
 
+/** TUNSETOFFLOAD's flags: what user space accepts from the kernel, and may hand it. */
+export const TunOffload = {
+  csum: 0x01,
+  tso4: 0x02,
+  tso6: 0x04,
+  tsoEcn: 0x08,
+  ufo: 0x10,
+  uso4: 0x20,
+  uso6: 0x40,
+} as const;
+
 const NO_TUN_HINT = "load the tun module (modprobe tun) or use a kernel built with CONFIG_TUN=y/m";
 
 /**
@@ -126,8 +137,8 @@ export class KernelTun implements TunDevice {
   }
 
   /**
-   * Asks for offloads (TunOffload flags of option-codec/vnet-hdr.ts) on a
-   * device opened with vnetHdr. A kernel that does not know some of them
+   * Asks for offloads (TunOffload flags) on a device opened with vnetHdr.
+   * A kernel that does not know some of them
    * (USO before 6.2) refuses the whole set with EINVAL: each flag in
    * `optional` is then dropped in turn, last first. Returns the set the
    * kernel took.
@@ -145,6 +156,7 @@ export class KernelTun implements TunDevice {
           TunErrorCode.ioctlFailed,
           `TUNSETOFFLOAD 0x${flags.toString(16)} on ${this.name}`,
           errno,
+          { hint: "this kernel's TUN does not offload TCP: use --offload off" },
         );
       }
       extra.pop();

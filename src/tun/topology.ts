@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { KernelTun } from "./device.js";
+import { KernelTun, TunOffload } from "./device.js";
 import { TunError, TunErrorCode } from "./errors.js";
 import { inNetns, NETNS_DIR, netnsPath } from "./netns.js";
 
@@ -59,6 +59,12 @@ export interface TopologySpec {
   readonly mtu?: number;
   /** Where the server side lives: a namespace of toasim's (the default) or the root namespace. */
   readonly rsNetns?: RsNetns;
+  /**
+   * Both TUNs with IFF_VNET_HDR and TCP segmentation offload (v4, v6) and
+   * partial checksums: the kernel hands TCP super-packets of up to 64 KB
+   * and segments those written back. Off when absent.
+   */
+  readonly offload?: boolean;
 }
 
 /** "toasim": a namespace toasim creates; "root": the machine's own (only inside a toasim vm guest). */
@@ -332,11 +338,20 @@ export function createTopology(spec: TopologySpec): Topology {
       runIp(["-n", ns, "link", "set", "lo", "up"]);
       setSysctls(ns, ns === clientNs ? CLIENT_SYSCTLS : []);
     }
-    const clientTun = KernelTun.open(CLIENT_TUN, { netns: clientNs });
+    const vnetHdr = spec.offload === true;
+    const clientTun = KernelTun.open(CLIENT_TUN, { netns: clientNs, vnetHdr });
     parts.tuns.push(clientTun);
     // The root namespace keeps its own sysctls: the guest's defaults suit.
-    const serverTun = KernelTun.open(SERVER_TUN, serverNs === null ? {} : { netns: serverNs });
+    const serverTun = KernelTun.open(SERVER_TUN, {
+      ...(serverNs === null ? {} : { netns: serverNs }),
+      vnetHdr,
+    });
     parts.tuns.push(serverTun);
+    if (vnetHdr) {
+      // ECN on super-packets where the kernel takes it back; the rest is required.
+      const required = TunOffload.csum | TunOffload.tso4 | TunOffload.tso6;
+      for (const t of [clientTun, serverTun]) t.setOffload(required, [TunOffload.tsoEcn]);
+    }
 
     const c = ["-n", clientNs];
     runIp([...c, "link", "set", CLIENT_TUN, "mtu", String(mtu), "up"]);

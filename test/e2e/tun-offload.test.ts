@@ -18,12 +18,11 @@ import {
   emitVnetHdr,
   fillPartialChecksum,
   GsoType,
-  TunOffload,
   VNET_HDR_LEN,
   VnetFlag,
   VnetHdr,
 } from "../../src/option-codec/vnet-hdr.js";
-import { KernelTun, MAX_PACKET } from "../../src/tun/device.js";
+import { KernelTun, MAX_PACKET, TunOffload } from "../../src/tun/device.js";
 import { nsExecArgs, runIp } from "../../src/tun/topology.js";
 import { pythonFixture } from "../helpers/fixtures.js";
 import { commandMissing, describeTier } from "../helpers/tier.js";
@@ -86,6 +85,16 @@ describeTier("e2e", missing(), "a TUN with virtio_net_hdr and offloads", () => {
 
   it("the kernel takes checksum offload and TSO for v4 and v6", () => {
     expect(offloads).toBe(TunOffload.csum | TunOffload.tso4 | TunOffload.tso6);
+  });
+
+  it("an offload the kernel does not know is refused with EINVAL and what to do; optional ones are dropped", () => {
+    const unknown = 0x1000;
+    expect(() => tun!.setOffload(TunOffload.csum | unknown)).toThrow(
+      /TUNSETOFFLOAD 0x1001 on tun-x: EINVAL.*--offload off/,
+    );
+    expect(tun!.setOffload(TunOffload.csum | TunOffload.tso4 | TunOffload.tso6, [unknown])).toBe(
+      offloads,
+    );
   });
 
   it("a datagram from a socket arrives with a partial checksum that completes right", async () => {
