@@ -95,7 +95,11 @@ async function withServers<T>(serverNs: string, body: () => Promise<T>): Promise
 
 describeTier("e2e (offloads)", missing, "TCP super-packets through the live gateway", () => {
   it("with offloads (the default) 16 MB go up and down byte for byte, v4, v6 and NAT64, as super-packets", async () => {
-    const gw: LocalInstance = await startGateway({ profile: "dpvs", services: SERVICES });
+    const gw: LocalInstance = await startGateway({
+      profile: "dpvs",
+      services: SERVICES,
+      offload: "on",
+    });
     try {
       await withServers(gw.serverNamespace!, async () => {
         for (const vip of ["203.0.113.10", "2001:db8:f::10", "2001:db8:f::64"]) {
@@ -117,7 +121,11 @@ describeTier("e2e (offloads)", missing, "TCP super-packets through the live gate
   }, 120_000);
 
   it("a capture meanwhile holds wire segments: none over the MTU, every checksum right for tshark, the TOA on each upload segment", async () => {
-    const gw: LocalInstance = await startGateway({ profile: "dpvs", services: SERVICES });
+    const gw: LocalInstance = await startGateway({
+      profile: "dpvs",
+      services: SERVICES,
+      offload: "on",
+    });
     const pcap = join(tmp, "server.pcap");
     try {
       await withServers(gw.serverNamespace!, async () => {
