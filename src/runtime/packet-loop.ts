@@ -120,22 +120,20 @@ export class PacketLoop implements Forwarding, FaultSink {
 
   /** Drains up to BATCH packets from the client side; returns how many were read. */
   fromClient(): number {
-    let n = 0;
-    for (; n < BATCH; n++) {
-      const len = this.client.read(this.frame) - this.hdr;
-      if (len <= 0) break;
-      this.arrived(len, true);
-    }
-    return n;
+    return this.drain(this.client, true);
   }
 
   /** Drains up to BATCH packets from the server side. */
   fromServer(): number {
+    return this.drain(this.server, false);
+  }
+
+  private drain(dev: TunDevice, fromClient: boolean): number {
     let n = 0;
     for (; n < BATCH; n++) {
-      const len = this.server.read(this.frame) - this.hdr;
+      const len = dev.read(this.frame) - this.hdr;
       if (len <= 0) break;
-      this.arrived(len, false);
+      this.arrived(len, fromClient);
     }
     return n;
   }
